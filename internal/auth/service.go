@@ -193,10 +193,10 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (user.User, user
 	switch {
 	case sess.UserID != c.Subject, u.DeletedAt != nil:
 		return user.User{}, user.Actor{}, ErrInvalidToken
-	case !sess.IsActive:
-		return user.User{}, user.Actor{}, ErrSessionRevoked
 	case !u.IsActive:
 		return user.User{}, user.Actor{}, ErrInactiveUser
+	case !sess.IsActive:
+		return user.User{}, user.Actor{}, ErrSessionRevoked
 	}
 	return u, user.Actor{UserID: u.ID, SessionID: sess.ID, IsSuperuser: u.IsSuperuser}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -47,8 +48,14 @@ type Hasher struct {
 	cfg   config.Password
 	slots chan struct{}
 	dummy string
-	// Waits counts how long callers waited for a slot (for metrics later).
-	now func() time.Time
+	// Counters of work done, for tests and metrics.
+	hashes, verifies atomic.Uint64
+}
+
+// Stats reports how many hashes and verifications (dummy ones included)
+// the Hasher has computed.
+func (h *Hasher) Stats() (hashes, verifies uint64) {
+	return h.hashes.Load(), h.verifies.Load()
 }
 
 // NewHasher returns a Hasher for the configured algorithm.
@@ -59,7 +66,7 @@ func NewHasher(cfg config.Password) (*Hasher, error) {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 5 * time.Second
 	}
-	h := &Hasher{cfg: cfg, slots: make(chan struct{}, cfg.Concurrency), now: time.Now}
+	h := &Hasher{cfg: cfg, slots: make(chan struct{}, cfg.Concurrency)}
 	switch cfg.Algorithm {
 	case "bcrypt", "":
 		h.cfg.Algorithm = "bcrypt"
@@ -108,6 +115,7 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 		return "", err
 	}
 	defer release()
+	h.hashes.Add(1)
 	if h.cfg.Algorithm == "argon2id" {
 		return h.argonHash([]byte(pw)), nil
 	}
@@ -129,6 +137,7 @@ func (h *Hasher) Verify(ctx context.Context, encoded, pw string) (rehash bool, e
 		return false, err
 	}
 	defer release()
+	h.verifies.Add(1)
 	if encoded == "" {
 		_ = verifyEncoded(h.dummy, pw)
 		return false, ErrMismatch
@@ -146,6 +155,7 @@ func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
 		return err
 	}
 	defer release()
+	h.verifies.Add(1)
 	_ = verifyEncoded(h.dummy, pw)
 	return nil
 }

@@ -116,7 +116,7 @@ func (s *Service) newUser(email, pw, firstName string, lastName, phone *string) 
 	if len(fields) > 0 {
 		return User{}, apperr.Validation(fields...)
 	}
-	now := s.Now().UTC()
+	now := s.Now().UTC().Truncate(time.Microsecond)
 	return User{
 		ID: NewID(), Email: normEmail, FirstName: firstName, LastName: lastName, PhoneNumber: normPhone,
 		IsActive: true, CreatedAt: now, UpdatedAt: now,

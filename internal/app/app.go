@@ -1,0 +1,109 @@
+// Package app wires Gatehouse's components together. The command and the
+// end-to-end tests build the service through New, so tests exercise the
+// real wiring, not a copy of it.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/httpapi"
+	"github.com/gatehouse-dev/gatehouse/internal/mail"
+	"github.com/gatehouse-dev/gatehouse/internal/password"
+	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
+	"github.com/gatehouse-dev/gatehouse/internal/scheduler"
+	"github.com/gatehouse-dev/gatehouse/internal/sqlstore"
+	"github.com/gatehouse-dev/gatehouse/internal/token"
+	"github.com/gatehouse-dev/gatehouse/internal/user"
+)
+
+// App is the wired service.
+type App struct {
+	Config    config.Config
+	Store     *sqlstore.Store
+	Hasher    *password.Hasher
+	Signer    *token.Signer
+	Users     *user.Service
+	Auth      *auth.Service
+	Mail      *mail.Queue
+	Handler   http.Handler
+	Scheduler *scheduler.Scheduler
+}
+
+// New wires every component on an open, migrated store.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlstore.Store) (*App, error) {
+	secret, err := secretKey(ctx, cfg, logger, st)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := password.NewHasher(cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	signer := token.NewSigner(secret, cfg.Auth.AccessTokenTTL, cfg.Auth.RefreshTokenTTL)
+	var sender mail.Sender = mail.NewLog(logger, cfg.Production())
+	if cfg.Mail.Host != "" {
+		sender = mail.NewSMTP(cfg.Mail)
+	}
+	queue := mail.NewQueue(sender, logger, 1000)
+	counter := ratelimit.NewMemory()
+	limiter := ratelimit.NewLimiter(counter)
+	throttle := ratelimit.NewThrottle(counter, cfg.Auth.LoginMaxFailures, cfg.Auth.LoginFailureWindow)
+
+	users := user.NewService(st, hasher, cfg.DemoMode)
+	authSvc := auth.NewService(st, signer, hasher, users, queue, throttle, logger, auth.Options{
+		ProjectName: cfg.ProjectName, FrontendURL: cfg.FrontendURL, PasswordResetPath: cfg.PasswordResetPath,
+		ResetTokenTTL: cfg.Auth.ResetTokenTTL, Demo: cfg.DemoMode,
+	})
+	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc,
+		Limiter: limiter, Ping: st.Ping})
+	sched := scheduler.New(logger, 2, scheduler.CleanupJobs(st)...)
+	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc,
+		Mail: queue, Handler: handler, Scheduler: sched}, nil
+}
+
+// secretKey returns SECRET_KEY, or outside production a random key
+// generated once and kept in the database so tokens survive restarts.
+func secretKey(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlstore.Store) (string, error) {
+	if cfg.Auth.SecretKey != "" {
+		return cfg.Auth.SecretKey, nil
+	}
+	if cfg.Production() {
+		return "", fmt.Errorf("SECRET_KEY is required in production")
+	}
+	key, err := st.SettingOrCreate(ctx, "generated_secret_key", token.RandomSecret()+token.RandomSecret(), time.Now())
+	if err != nil {
+		return "", fmt.Errorf("generated secret key: %w", err)
+	}
+	logger.Warn("SECRET_KEY is not set: using a generated development key kept in the database; set SECRET_KEY in production")
+	return key, nil
+}
+
+// EnsureFirstSuperuser creates the configured first superuser, or outside
+// production admin@example.com with a random password logged once.
+func (a *App) EnsureFirstSuperuser(ctx context.Context, logger *slog.Logger) error {
+	email, pw, generated := a.Config.FirstSuperuserEmail, a.Config.FirstSuperuserPassword, false
+	if email == "" {
+		if a.Config.Production() {
+			return fmt.Errorf("FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD are required in production")
+		}
+		email, pw, generated = "admin@example.com", user.GeneratePassword(), true
+	}
+	u, created, err := a.Users.EnsureSuperuser(ctx, email, pw)
+	if err != nil {
+		return fmt.Errorf("first superuser %s: %w", email, err)
+	}
+	switch {
+	case created && generated:
+		logger.Warn("created the first superuser with a generated password; it is shown only this once, change it after logging in",
+			"email", u.Email, "password", pw)
+	case created:
+		logger.Info("created the first superuser", "email", u.Email)
+	}
+	return nil
+}
