@@ -36,18 +36,19 @@ func (s *server) register(ctx context.Context, in *registerInput) (*struct {
 	return &struct{ Body userResponse }{Body: toUserResponse(u)}, nil
 }
 
-// deviceInput is the request metadata a login records.
-type deviceInput struct {
+// DeviceHeaders is the request metadata a login records. (Exported only
+// because huma reads parameters of embedded structs only when exported.)
+type DeviceHeaders struct {
 	UserAgent string `header:"User-Agent" hidden:"true"`
 	DeviceID  string `header:"X-Device-Id" doc:"Optional client-chosen device identifier, stored with the session"`
 }
 
-func (d deviceInput) device(ctx context.Context) auth.Device {
+func (d DeviceHeaders) device(ctx context.Context) auth.Device {
 	return auth.Device{UserAgent: d.UserAgent, DeviceID: d.DeviceID, IP: ClientIP(ctx)}
 }
 
 type loginInput struct {
-	deviceInput
+	DeviceHeaders
 	Body struct {
 		Email    string `json:"email" maxLength:"320"`
 		Password string `json:"password" maxLength:"4096"`
@@ -69,7 +70,7 @@ func (s *server) login(ctx context.Context, in *loginInput) (*tokenOutput, error
 // loginFormInput is the OAuth2 password form of /auth/login/oauth
 // (urlencoded or multipart, as Swagger's "Authorize" dialog sends it).
 type loginFormInput struct {
-	deviceInput
+	DeviceHeaders
 	ContentType string `header:"Content-Type"`
 	RawBody     []byte `contentType:"application/x-www-form-urlencoded"`
 }

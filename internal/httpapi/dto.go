@@ -101,14 +101,15 @@ func paginate[T any](items []T, total, page, limit int) paginated[T] {
 		TotalPages: pages, HasNext: page < pages, HasPrev: page > 1}}
 }
 
-// pageParams are the pagination query parameters of every list.
-type pageParams struct {
+// PageParams are the pagination query parameters of every list (exported
+// because huma reads parameters of embedded structs only when exported).
+type PageParams struct {
 	Page  int `query:"page" default:"1" minimum:"1" doc:"Page number, from 1"`
 	Limit int `query:"limit" default:"20" minimum:"1" maximum:"100" doc:"Items per page (1-100)"`
 }
 
 // offset computes the row offset without overflowing on absurd pages.
-func (p pageParams) offset() int {
+func (p PageParams) offset() int {
 	const maxOffset = 1 << 40
 	if p.Page-1 > maxOffset/p.Limit {
 		return maxOffset

@@ -8,7 +8,7 @@ import (
 )
 
 type listUsersInput struct {
-	pageParams
+	PageParams
 	SortBy      string `query:"sort_by" maxLength:"100" doc:"One of email, first_name, last_name, created_at, updated_at, is_active, is_superuser, locale; default order is created_at descending"`
 	SortOrder   string `query:"sort_order" enum:"asc,desc" default:"asc"`
 	IsActive    string `query:"is_active" doc:"Filter: true/false (also 1/0, yes/no, on/off)"`
@@ -108,8 +108,8 @@ func (s *server) getUser(ctx context.Context, in *userIDInput) (*userOutput, err
 }
 
 type patchUserInput struct {
-	userIDInput
-	Body userPatchBody
+	UserID string `path:"user_id" doc:"User id (UUID)"`
+	Body   userPatchBody
 }
 
 func (s *server) patchUser(ctx context.Context, in *patchUserInput) (*userOutput, error) {
