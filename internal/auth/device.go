@@ -30,6 +30,10 @@ const (
 
 var androidModel = regexp.MustCompile(`android.*;\s*([^)]+)\s*build`)
 
+// crosToken matches Chrome OS's "CrOS" token as a word, so that "cros" inside
+// another word ("Microsoft-CryptoAPI") does not name a Chromebook.
+var crosToken = regexp.MustCompile(`\bcros\b`)
+
 // DeviceName names a device from its User-Agent the way the reference does
 // ("Chrome on Mac", "iPhone", "Android (Sm-G991B)"), with the browser and OS
 // detected by a maintained parser.
@@ -75,7 +79,7 @@ func DeviceName(raw, fallback string) string {
 		return on("Mac", "Mac")
 	case ua.OS == useragent.Windows || strings.Contains(l, "windows"):
 		return on("Windows", "Windows PC")
-	case ua.OS == useragent.ChromeOS || strings.Contains(l, "cros"):
+	case ua.OS == useragent.ChromeOS || crosToken.MatchString(l):
 		return "Chromebook"
 	case ua.OS == useragent.Linux || strings.Contains(l, "linux"):
 		return on("Linux", "Linux")

@@ -417,12 +417,29 @@ func ParseDotEnv(content string) (map[string]string, error) {
 			return nil, fmt.Errorf(".env line %d: expected KEY=VALUE", i+1)
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-			v = v[1 : len(v)-1]
+		if q, ok := unquote(v); ok {
+			v = q
 		} else if j := strings.Index(v, " #"); j >= 0 {
 			v = strings.TrimSpace(v[:j])
 		}
 		out[k] = v
 	}
 	return out, nil
+}
+
+// unquote returns the inside of a value quoted with ' or ", which may be
+// followed by a # comment (KEY="value" # comment).
+func unquote(v string) (string, bool) {
+	if len(v) < 2 || (v[0] != '"' && v[0] != '\'') {
+		return "", false
+	}
+	for i := 1; i < len(v); i++ {
+		if v[i] != v[0] {
+			continue
+		}
+		if rest := strings.TrimSpace(v[i+1:]); rest == "" || strings.HasPrefix(rest, "#") {
+			return v[1:i], true
+		}
+	}
+	return "", false
 }

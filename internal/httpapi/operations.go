@@ -61,11 +61,16 @@ func register[I, O any](s *server, e endpoint, h func(context.Context, *I) (*O, 
 		op.Description += fmt.Sprintf("\n\nRate limit: %d requests per minute per client IP.", e.limit.perMinute)
 	}
 	huma.Register(s.api, op, func(ctx context.Context, in *I) (*O, error) {
-		if err := s.checkLimit(ctx, op.OperationID, e.limit); err != nil {
+		refund, err := s.checkLimit(ctx, op.OperationID, e.limit)
+		if err != nil {
 			return nil, s.toEnvelope(ctx, err)
 		}
 		out, err := h(ctx, in)
 		if err != nil {
+			if apperr.KindOf(err) == apperr.Invalid {
+				// Input the handler found invalid does not use up the budget.
+				refund()
+			}
 			return nil, s.toEnvelope(ctx, err)
 		}
 		return out, nil
@@ -87,15 +92,17 @@ func appendMissing(list []int, codes ...int) []int {
 
 // checkLimit counts the request against the endpoint's limit and sets the
 // X-RateLimit headers; over the limit it returns a 429 with Retry-After.
-func (s *server) checkLimit(ctx context.Context, opID string, l limit) error {
+// The returned func gives the request back to the budget.
+func (s *server) checkLimit(ctx context.Context, opID string, l limit) (refund func(), err error) {
 	if l.perMinute == 0 || !s.Config.RateLimit.Enabled {
-		return nil
+		return func() {}, nil
 	}
 	n := l.perMinute
 	if l.scaled {
 		n *= s.Config.RateLimit.Multiplier
 	}
-	res := s.Limiter.Allow(ctx, "rl:"+opID+":"+ClientIP(ctx), n, time.Minute)
+	key := "rl:" + opID + ":" + ClientIP(ctx)
+	res := s.Limiter.Allow(ctx, key, n, time.Minute)
 	if set, ok := ctx.Value(keyHeaderSetter).(func(k, v string)); ok {
 		set("X-RateLimit-Limit", strconv.Itoa(res.Limit))
 		set("X-RateLimit-Remaining", strconv.Itoa(res.Remaining))
@@ -103,12 +110,12 @@ func (s *server) checkLimit(ctx context.Context, opID string, l limit) error {
 			set("X-RateLimit-Reset", strconv.FormatInt(res.Reset.Unix(), 10))
 		}
 	}
-	if res.Allowed {
-		return nil
+	if !res.Allowed {
+		return nil, &apperr.Error{Kind: apperr.RateLimited, Code: apperr.CodeRateLimited,
+			Message:    fmt.Sprintf("Rate limit exceeded: %d per 1 minute", n),
+			RetryAfter: max(1, int((res.RetryAfter+time.Second-1)/time.Second))}
 	}
-	return &apperr.Error{Kind: apperr.RateLimited, Code: apperr.CodeRateLimited,
-		Message:    fmt.Sprintf("Rate limit exceeded: %d per 1 minute", n),
-		RetryAfter: max(1, int((res.RetryAfter+time.Second-1)/time.Second))}
+	return func() { s.Limiter.Refund(ctx, key, time.Minute) }, nil
 }
 
 const keyHeaderSetter ctxKey = 100

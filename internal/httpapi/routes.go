@@ -27,8 +27,9 @@ func (s *server) routes() {
 	register(s, endpoint{op: op("GET", "/health", "health", "Health check (readiness)", tHealth, ok,
 		"200 when the database answers, 503 otherwise.")}, s.health)
 	docs := v5emb.New(s.Config.ProjectName+" API", "/api/v1/openapi.json", "/docs/")
-	s.router.Get("/docs", http.RedirectHandler("/docs/", http.StatusMovedPermanently).ServeHTTP)
+	s.router.Handle("/docs", docs)
 	s.router.Handle("/docs/*", docs)
+	s.router.Get("/redoc", http.RedirectHandler("/docs", http.StatusTemporaryRedirect).ServeHTTP)
 
 	// Authentication (reference §5.2).
 	register(s, endpoint{op: op("POST", "/api/v1/auth/register", "register", "Register a new account", tAuth, http.StatusCreated,

@@ -88,6 +88,9 @@ func NewHasher(cfg config.Password) (*Hasher, error) {
 }
 
 func (h *Hasher) acquire(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the caller is gone: do not spend a slot on it
+	}
 	select {
 	case h.slots <- struct{}{}:
 		return func() { <-h.slots }, nil

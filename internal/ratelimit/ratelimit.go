@@ -17,6 +17,9 @@ type Counter interface {
 	Incr(ctx context.Context, key string, window time.Duration) (int, time.Time, error)
 	// Count returns key's count in the current window without changing it.
 	Count(ctx context.Context, key string, window time.Duration) (int, time.Time, error)
+	// Decr takes one back from key's count in the current window (never
+	// below zero).
+	Decr(ctx context.Context, key string, window time.Duration) error
 	// Reset forgets key's count in the current window.
 	Reset(ctx context.Context, key string, window time.Duration) error
 }
@@ -64,6 +67,20 @@ func (m *Memory) Count(_ context.Context, key string, window time.Duration) (int
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.counts[memKey{key, idx, window}], end, nil
+}
+
+// Decr implements Counter.
+func (m *Memory) Decr(_ context.Context, key string, window time.Duration) error {
+	idx, _ := windowOf(m.now(), window)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := memKey{key, idx, window}
+	if m.counts[k] > 1 {
+		m.counts[k]--
+	} else {
+		delete(m.counts, k)
+	}
+	return nil
 }
 
 // Reset implements Counter.
@@ -125,6 +142,15 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit int, window time.
 		r.RetryAfter = end.Sub(l.now())
 	}
 	return r
+}
+
+// Refund gives back the event counted by Allow for key, for requests that
+// turned out invalid (the reference counts only requests that pass
+// validation).
+func (l *Limiter) Refund(ctx context.Context, key string, window time.Duration) {
+	if err := l.counter.Decr(ctx, key, window); err != nil {
+		l.OnError(err)
+	}
 }
 
 // Throttle limits failed logins per account: after max failures within a
