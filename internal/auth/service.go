@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/mail"
 	"github.com/gatehouse-dev/gatehouse/internal/password"
@@ -49,6 +50,14 @@ func NewService(store Store, signer *token.Signer, hasher *password.Hasher, user
 // wrong password, after the same hashing work (fixes 3, 12, 34).
 func (s *Service) Login(ctx context.Context, email, pw string, dev Device) (Tokens, error) {
 	key := strings.ToLower(strings.TrimSpace(email))
+	if strings.ContainsRune(key, 0) || !utf8.ValidString(key) || len(key) > user.MaxEmailLength {
+		// Cannot name an account (the form login does not validate emails):
+		// answer like an unknown email, after the same work.
+		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
+			return Tokens{}, err
+		}
+		return Tokens{}, ErrInvalidCredentials
+	}
 	if wait, blocked := s.throttle.Blocked(ctx, key); blocked {
 		e := *ErrTooManyAttempts
 		e.RetryAfter = int(wait.Seconds() + 0.999)

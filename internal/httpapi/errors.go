@@ -236,6 +236,9 @@ func fieldOf(loc, msg string) (string, string) {
 	}
 	if strings.HasPrefix(msg, "invalid character") || strings.HasPrefix(msg, "unexpected end of JSON") {
 		msg = "Invalid JSON body: " + msg
+	} else if rest, ok := strings.CutPrefix(msg, "json: "); ok {
+		// encoding/json's own errors, e.g. a number out of float64 range.
+		msg = "Invalid JSON body: " + rest
 	}
 	_, rest, found := strings.Cut(loc, ".")
 	if !found {

@@ -191,6 +191,8 @@ var (
 func cors(origins []string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Responses differ by Origin: caches must keep them apart.
+			w.Header().Add("Vary", "Origin")
 			origin := r.Header.Get("Origin")
 			if origin == "" {
 				next.ServeHTTP(w, r)
@@ -207,7 +209,6 @@ func cors(origins []string) func(http.Handler) http.Handler {
 				h.Set("Access-Control-Allow-Origin", origin)
 				h.Set("Access-Control-Allow-Credentials", "true")
 				h.Set("Access-Control-Expose-Headers", "Content-Length")
-				h.Add("Vary", "Origin")
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -230,7 +231,6 @@ func preflight(w http.ResponseWriter, r *http.Request, origin string, allowed bo
 		}
 	}
 	h := w.Header()
-	h.Add("Vary", "Origin")
 	if len(failures) > 0 {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusBadRequest)
@@ -270,7 +270,8 @@ func limitBody(max int64) func(http.Handler) http.Handler {
 	}
 }
 
-// clientIP computes the client address once per request: the TCP peer,
+// clientIP computes the client address once per request (first in the
+// chain, so the access log and every later step see it): the TCP peer,
 // unless the peer is a trusted proxy, in which case X-Forwarded-For is read
 // from the right, skipping trusted proxies (fix 14). Rate limits and
 // session records use the same value.

@@ -23,9 +23,15 @@ func (s *server) routes() {
 		ok        = http.StatusOK
 	)
 	// Root, health and documentation.
-	register(s, endpoint{op: op("GET", "/", "root", "Welcome page", tHealth, ok, "A small HTML page linking to the documentation.")}, s.root)
-	register(s, endpoint{op: op("GET", "/health", "health", "Health check (readiness)", tHealth, ok,
-		"200 when the database answers, 503 otherwise.")}, s.health)
+	rootOp := op("GET", "/", "root", "Welcome page", tHealth, ok, "A small HTML page linking to the documentation.")
+	rootOp.Responses = map[string]*huma.Response{"200": {Description: "An HTML page",
+		Content: map[string]*huma.MediaType{"text/html": {Schema: &huma.Schema{Type: huma.TypeString}}}}}
+	register(s, endpoint{op: rootOp}, s.root)
+	healthOp := op("GET", "/health", "health", "Health check (readiness)", tHealth, ok,
+		"200 when the database answers, 503 (same body, status unhealthy) otherwise.")
+	healthOp.Responses = map[string]*huma.Response{"503": {Description: "The database does not answer",
+		Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Ref: "#/components/schemas/HealthBody"}}}}}
+	register(s, endpoint{op: healthOp}, s.health)
 	docs := v5emb.New(s.Config.ProjectName+" API", "/api/v1/openapi.json", "/docs/")
 	s.router.Handle("/docs", docs)
 	s.router.Handle("/docs/*", docs)

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -35,6 +36,9 @@ type Deps struct {
 	Now  func() time.Time
 }
 
+// installHumaError guards the one process-wide hook of the huma library.
+var installHumaError sync.Once
+
 type server struct {
 	Deps
 	logger     *slog.Logger
@@ -59,14 +63,15 @@ func newServer(d Deps) *server {
 		d.Now = time.Now
 	}
 	s := &server{Deps: d, logger: d.Logger, production: d.Config.Production()}
-	// huma builds its own errors through this package-level hook; ours
-	// depends only on its arguments, so concurrent servers agree on it.
-	huma.NewError = humaError
+	// huma builds its own errors through a package-level hook. Ours depends
+	// only on its arguments; it is installed once per process so that
+	// servers started concurrently (tests) do not race on the assignment.
+	installHumaError.Do(func() { huma.NewError = humaError })
 
 	r := chi.NewRouter()
-	r.Use(requestID, accessLog(d.Logger), securityHeaders(d.Config.HTTP.CSPMode, s.production),
-		s.recoverPanic, limitBody(d.Config.HTTP.MaxBodyBytes), cors(d.Config.HTTP.CORSOrigins),
-		clientIP(d.Config.HTTP.TrustedProxies))
+	r.Use(requestID, clientIP(d.Config.HTTP.TrustedProxies), accessLog(d.Logger),
+		securityHeaders(d.Config.HTTP.CSPMode, s.production), s.recoverPanic,
+		limitBody(d.Config.HTTP.MaxBodyBytes), cors(d.Config.HTTP.CORSOrigins))
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 	s.router = r

@@ -42,6 +42,12 @@ func wrap(op string, err error) error {
 	if isUnavailable(err) {
 		return errUnavailable.Wrap(fmt.Errorf("%s: %w", op, err))
 	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05") {
+		// Text PostgreSQL cannot store (a NUL character): the input is at
+		// fault. Fields are validated before they get here; this is the net.
+		return apperr.Validation(apperr.FieldError{Message: "The input contains characters that cannot be stored"}).Wrap(err)
+	}
 	return fmt.Errorf("%s: %w", op, err)
 }
 

@@ -10,8 +10,10 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -21,7 +23,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+	"modernc.org/sqlite"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -98,10 +100,7 @@ func openSQLite(path string) (*sql.DB, error) {
 		}
 		dsn = "file:" + path + "?" + params + "&_pragma=journal_mode(WAL)"
 	}
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, err
-	}
+	db := sql.OpenDB(sqliteConnector{driver: newSQLiteDriver(), dsn: dsn})
 	if memory {
 		// Every connection to :memory: is its own empty database: keep one.
 		db.SetMaxOpenConns(1)
@@ -115,6 +114,32 @@ func openSQLite(path string) (*sql.DB, error) {
 	}
 	return db, nil
 }
+
+// newSQLiteDriver returns a modernc driver of our own whose LOWER is
+// Unicode-aware like PostgreSQL's (SQLite's built-in folds only ASCII), so
+// case-insensitive search and ordering agree on both engines.
+func newSQLiteDriver() *sqlite.Driver {
+	d := &sqlite.Driver{}
+	d.MustRegisterDeterministicScalarFunction("lower", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		switch v := args[0].(type) {
+		case string:
+			return strings.ToLower(v), nil
+		case []byte:
+			return bytes.ToLower(v), nil
+		}
+		return args[0], nil
+	})
+	return d
+}
+
+// sqliteConnector opens connections of a private SQLite driver.
+type sqliteConnector struct {
+	driver *sqlite.Driver
+	dsn    string
+}
+
+func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) { return c.driver.Open(c.dsn) }
+func (c sqliteConnector) Driver() driver.Driver                        { return c.driver }
 
 func openPostgres(cfg config.DB) (*sql.DB, error) {
 	u, err := url.Parse(cfg.URL)

@@ -44,7 +44,7 @@ func ParseEmail(field, raw string) (string, *apperr.Error) {
 		return bad("There must be something before the @-sign.")
 	case len(local) > 64:
 		return bad("The email address is too long before the @-sign.")
-	case !utf8.ValidString(s):
+	case !utf8.ValidString(s) || hasControl(s):
 		return bad("The email address contains invalid characters.")
 	case strings.ContainsAny(local, " \t\r\n\"(),:;<>[\\]@") || strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, ".."):
 		return bad("The email address contains invalid characters before the @-sign.")
@@ -115,10 +115,19 @@ func CheckName(field, s string) *apperr.Error {
 	if utf8.RuneCountInString(s) > MaxNameLength {
 		return apperr.ValidationField(field, fmt.Sprintf("String should have at most %d characters", MaxNameLength))
 	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return apperr.ValidationField(field, "must not contain control characters")
-		}
+	if hasControl(s) {
+		return apperr.ValidationField(field, "must not contain control characters")
 	}
 	return nil
+}
+
+// hasControl reports ASCII control characters (NUL included), which no
+// text field accepts.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package user
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -255,9 +256,11 @@ func optPtr(null bool, v string) *string {
 	return &v
 }
 
+// isJSONObject reports a JSON object that both engines can store: NUL
+// characters (\u0000) are refused, as PostgreSQL's jsonb cannot hold them.
 func isJSONObject(raw json.RawMessage) bool {
 	var m map[string]any
-	return json.Unmarshal(raw, &m) == nil && m != nil
+	return json.Unmarshal(raw, &m) == nil && m != nil && !bytes.Contains(raw, []byte(`\u0000`))
 }
 
 // ChangePassword changes the caller's password after checking the current
