@@ -569,7 +569,7 @@ func TestMigrateCommands(t *testing.T) {
 	}
 	all("pending", migrationStates(t, out))
 
-	if out, _, err = runOnce(t, env, "migrate", "up"); err != nil {
+	if _, _, err = runOnce(t, env, "migrate", "up"); err != nil {
 		t.Fatalf("migrate up: %v", err)
 	}
 	out, _, err = runOnce(t, env, "migrate", "status")

@@ -58,7 +58,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 	users := user.NewService(st, hasher, cfg.DemoMode)
 	authSvc := auth.NewService(st, signer, hasher, users, queue, throttle, logger, auth.Options{
 		ProjectName: cfg.ProjectName, FrontendURL: cfg.FrontendURL, PasswordResetPath: cfg.PasswordResetPath,
-		ResetTokenTTL: cfg.Auth.ResetTokenTTL, Demo: cfg.DemoMode,
+		ResetTokenTTL: cfg.Auth.ResetTokenTTL,
 	})
 	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc,
 		Limiter: limiter, Ping: st.Ping})

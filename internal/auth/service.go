@@ -22,7 +22,6 @@ type Options struct {
 	FrontendURL       string // base of the reset link
 	PasswordResetPath string
 	ResetTokenTTL     time.Duration
-	Demo              bool
 }
 
 // Service implements first-party authentication.
@@ -102,12 +101,6 @@ func (s *Service) upgradeHash(ctx context.Context, u user.User, pw string) {
 	if err != nil {
 		s.logger.WarnContext(ctx, "password hash upgrade failed", "user_id", u.ID, "err", err)
 	}
-}
-
-// OpenSession creates a device session for an already authenticated user
-// (used by password login here and by social login later).
-func (s *Service) OpenSession(ctx context.Context, u user.User, dev Device) (Tokens, error) {
-	return s.openSession(ctx, u, dev)
 }
 
 func (s *Service) openSession(ctx context.Context, u user.User, dev Device) (Tokens, error) {

@@ -85,7 +85,6 @@ type Password struct {
 	ArgonThreads uint8         // ARGON2_PARALLELISM
 	Concurrency  int           // PASSWORD_HASH_CONCURRENCY
 	MaxWait      time.Duration // PASSWORD_HASH_MAX_WAIT_MS
-	DemoMode     bool
 }
 
 // Mail is the outgoing email configuration.
@@ -174,7 +173,6 @@ func Load(getenv func(string) string) (Config, []string, error) {
 	c.Password.ArgonThreads = uint8(r.integer("ARGON2_PARALLELISM", 1, 1, 255))
 	c.Password.Concurrency = r.integer("PASSWORD_HASH_CONCURRENCY", runtime.NumCPU(), 1, 1024)
 	c.Password.MaxWait = time.Duration(r.integer("PASSWORD_HASH_MAX_WAIT_MS", 5000, 1, 600000)) * time.Millisecond
-	c.Password.DemoMode = c.DemoMode
 
 	c.Mail.Host = getenv("SMTP_HOST")
 	c.Mail.Port = r.integer("SMTP_PORT", 587, 1, 65535)

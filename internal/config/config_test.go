@@ -161,7 +161,6 @@ func TestLoadOverrides(t *testing.T) {
 		{"Log.Format", c.Log.Format, "json"},
 		{"Mail.TLS", c.Mail.TLS, "tls"},
 		{"DemoMode", c.DemoMode, true},
-		{"Password.DemoMode", c.Password.DemoMode, true},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

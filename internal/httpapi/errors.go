@@ -126,12 +126,6 @@ func (s *server) internalMessage(err error) string {
 	return "Internal error: " + err.Error()
 }
 
-// writeError writes err as the envelope, for plain net/http handlers and
-// middleware (huma operations return errors instead).
-func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	writeEnvelope(w, s.toEnvelope(r.Context(), err))
-}
-
 func writeEnvelope(w http.ResponseWriter, env *envelope) {
 	for k, vs := range env.headers {
 		for _, v := range vs {

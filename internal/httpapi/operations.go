@@ -32,8 +32,6 @@ type limit struct {
 	scaled bool
 }
 
-var noLimit = limit{}
-
 // endpoint is one /api/v1 operation with its gate and rate limit.
 type endpoint struct {
 	op    huma.Operation
