@@ -21,7 +21,8 @@ type gate int
 const (
 	public    gate = iota // no credentials needed
 	signedIn              // an active user's access token
-	superuser             // an active superuser's access token
+	superuser             // an active superuser's access token ("Not enough permissions")
+	admin                 // the same, for /api/v1/admin ("Superuser privileges required")
 )
 
 // limit is a per-client-IP, per-endpoint rate limit (reference §5).
@@ -164,7 +165,14 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		fail(errNotSuperuser)
 		return
 	}
+	if g == admin && !u.IsSuperuser {
+		fail(errNotAdmin)
+		return
+	}
 	next(huma.WithValue(ctx, keyActor, principal{User: u, Actor: actor}))
 }
 
-var errNotSuperuser = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "Not enough permissions")
+var (
+	errNotSuperuser = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "Not enough permissions")
+	errNotAdmin     = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "Superuser privileges required")
+)
