@@ -12,12 +12,15 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/httpapi"
 	"github.com/gatehouse-dev/gatehouse/internal/mail"
+	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/password"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-dev/gatehouse/internal/scheduler"
 	"github.com/gatehouse-dev/gatehouse/internal/sqlstore"
+	"github.com/gatehouse-dev/gatehouse/internal/stats"
 	"github.com/gatehouse-dev/gatehouse/internal/token"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
@@ -30,6 +33,7 @@ type App struct {
 	Signer    *token.Signer
 	Users     *user.Service
 	Auth      *auth.Service
+	Orgs      *org.Service
 	Mail      *mail.Queue
 	Handler   http.Handler
 	Scheduler *scheduler.Scheduler
@@ -60,10 +64,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		ProjectName: cfg.ProjectName, FrontendURL: cfg.FrontendURL, PasswordResetPath: cfg.PasswordResetPath,
 		ResetTokenTTL: cfg.Auth.ResetTokenTTL,
 	})
-	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc,
-		Limiter: limiter, Ping: st.Ping})
+	orgs := org.NewService(st, queue, org.Options{ProjectName: cfg.ProjectName, FrontendURL: cfg.FrontendURL,
+		AcceptPath: cfg.InvitationAcceptPath, InvitationTTL: cfg.InvitationTTL})
+	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
+		Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping})
 	sched := scheduler.New(logger, 2, scheduler.CleanupJobs(st)...)
-	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc,
+	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,
 		Mail: queue, Handler: handler, Scheduler: sched}, nil
 }
 
@@ -85,7 +91,9 @@ func secretKey(ctx context.Context, cfg config.Config, logger *slog.Logger, st *
 }
 
 // EnsureFirstSuperuser creates the configured first superuser, or outside
-// production admin@example.com with a random password logged once.
+// production admin@example.com with a random password logged once. With
+// DEMO_MODE, a superuser created just now is followed by the demo data
+// (reference §8.2): only on the first start, never on later ones.
 func (a *App) EnsureFirstSuperuser(ctx context.Context, logger *slog.Logger) error {
 	email, pw, generated := a.Config.FirstSuperuserEmail, a.Config.FirstSuperuserPassword, false
 	if email == "" {
@@ -105,5 +113,19 @@ func (a *App) EnsureFirstSuperuser(ctx context.Context, logger *slog.Logger) err
 	case created:
 		logger.Info("created the first superuser", "email", u.Email)
 	}
+	if created && a.Config.DemoMode {
+		return a.seedDemo(ctx, logger, u)
+	}
+	return nil
+}
+
+// seedDemo loads the demo organizations and users, acting as admin.
+func (a *App) seedDemo(ctx context.Context, logger *slog.Logger, admin user.User) error {
+	res, err := demo.Seed(ctx, a.Config, demo.Deps{Store: a.Store, Users: a.Users, Orgs: a.Orgs, Hasher: a.Hasher},
+		user.Actor{UserID: admin.ID, IsSuperuser: true})
+	if err != nil {
+		return fmt.Errorf("DEMO_MODE: loading the demo data: %w", err)
+	}
+	logger.Info("DEMO_MODE: loaded the demo data", "organizations", res.Organizations, "users", res.Users)
 	return nil
 }

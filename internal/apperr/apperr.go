@@ -63,6 +63,9 @@ type Error struct {
 	// RetryAfter, in seconds, for RateLimited and Unavailable errors.
 	RetryAfter int
 	Err        error
+	// origin is the sentinel this error was copied from (WithField,
+	// WithMessage, Wrap), so errors.Is still matches it.
+	origin *Error
 }
 
 // New returns a sentinel-style error.
@@ -80,36 +83,41 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is matches on Kind, Code and Message, so a copy enriched with a field, a
-// cause or a retry hint still matches the sentinel it was made from.
+// Is reports whether e is target or a copy made from it (with another
+// field, message, cause or retry hint).
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	if !ok {
-		return false
+	return ok && (e == t || e.origin == t)
+}
+
+// copyOf returns a copy of e that remembers e's sentinel.
+func (e *Error) copyOf() *Error {
+	c := *e
+	if c.origin == nil {
+		c.origin = e
 	}
-	return e.Kind == t.Kind && e.Code == t.Code && e.Message == t.Message
+	return &c
 }
 
 // WithField returns a copy of e naming the offending field.
 func (e *Error) WithField(field string) *Error {
-	c := *e
+	c := e.copyOf()
 	c.Field = field
-	return &c
+	return c
 }
 
-// WithMessage returns a copy of e with another client message; it no longer
-// matches e with errors.Is.
+// WithMessage returns a copy of e with another client message.
 func (e *Error) WithMessage(format string, args ...any) *Error {
-	c := *e
+	c := e.copyOf()
 	c.Message = fmt.Sprintf(format, args...)
-	return &c
+	return c
 }
 
 // Wrap returns a copy of e that carries cause for the logs.
 func (e *Error) Wrap(cause error) *Error {
-	c := *e
+	c := e.copyOf()
 	c.Err = cause
-	return &c
+	return c
 }
 
 // Validation builds a validation error (422 VAL_001) for one or more fields.

@@ -70,6 +70,10 @@ type Store interface {
 	RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int, error)
 	ActiveSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
 	DeleteInactiveExpiredSessions(ctx context.Context, userID string, now time.Time) (int, error)
+	// OwnedSessions returns a page of the sessions of live (not deleted)
+	// users whose is_active flag is q.Active, most recently used first, with
+	// their owners, and the total count.
+	OwnedSessions(ctx context.Context, q SessionQuery) ([]OwnedSession, int, error)
 
 	CreateResetToken(ctx context.Context, t ResetToken) error
 	ResetTokenByHash(ctx context.Context, hash string) (ResetToken, error)

@@ -58,9 +58,9 @@ func (s *Service) Login(ctx context.Context, email, pw string, dev Device) (Toke
 		return Tokens{}, ErrInvalidCredentials
 	}
 	if wait, blocked := s.throttle.Blocked(ctx, key); blocked {
-		e := *ErrTooManyAttempts
+		e := ErrTooManyAttempts.WithMessage("%s", ErrTooManyAttempts.Message)
 		e.RetryAfter = int(wait.Seconds() + 0.999)
-		return Tokens{}, &e
+		return Tokens{}, e
 	}
 	u, err := s.store.UserByEmail(ctx, key)
 	if errors.Is(err, user.ErrNotFound) {

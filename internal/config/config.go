@@ -38,6 +38,9 @@ type Config struct {
 	FrontendURL       string // FRONTEND_URL
 	PasswordResetPath string // PASSWORD_RESET_PATH
 
+	InvitationTTL        time.Duration // INVITATION_EXPIRE_DAYS
+	InvitationAcceptPath string        // INVITATION_ACCEPT_PATH
+
 	FirstSuperuserEmail    string // FIRST_SUPERUSER_EMAIL
 	FirstSuperuserPassword string // FIRST_SUPERUSER_PASSWORD
 
@@ -208,6 +211,12 @@ func Load(getenv func(string) string) (Config, []string, error) {
 	c.PasswordResetPath = r.str("PASSWORD_RESET_PATH", "/password-reset/confirm")
 	if !strings.HasPrefix(c.PasswordResetPath, "/") {
 		r.fail("PASSWORD_RESET_PATH", "must start with /, got %q", c.PasswordResetPath)
+	}
+
+	c.InvitationTTL = time.Duration(r.integer("INVITATION_EXPIRE_DAYS", 7, 1, 365)) * 24 * time.Hour
+	c.InvitationAcceptPath = r.str("INVITATION_ACCEPT_PATH", "/invitations/accept")
+	if !strings.HasPrefix(c.InvitationAcceptPath, "/") {
+		r.fail("INVITATION_ACCEPT_PATH", "must start with /, got %q", c.InvitationAcceptPath)
 	}
 
 	c.FirstSuperuserEmail = strings.TrimSpace(getenv("FIRST_SUPERUSER_EMAIL"))

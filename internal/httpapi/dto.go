@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
@@ -166,4 +168,12 @@ func (o optional[T]) Schema(r huma.Registry) *huma.Schema {
 
 func (o optional[T]) opt() user.Opt[T] {
 	return user.Opt[T]{Set: o.Set, Null: o.Null, Value: o.Value}
+}
+
+// checkSearch refuses search strings that no stored text can contain.
+func checkSearch(q string) error {
+	if strings.ContainsRune(q, 0) || !utf8.ValidString(q) {
+		return apperr.ValidationField("search", "Search must be valid text without NUL characters")
+	}
+	return nil
 }

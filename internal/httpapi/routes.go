@@ -90,4 +90,137 @@ func (s *server) routes() {
 		"Deletes the caller's sessions that are both revoked and expired."), gate: signedIn, limit: limit{5, false}}, s.cleanupMySessions)
 	register(s, endpoint{op: op("DELETE", "/api/v1/sessions/{session_id}", "revokeSession", "Revoke one of the caller's sessions", tSessions, ok,
 		"Its access and refresh tokens stop working at once."), gate: signedIn, limit: limit{10, false}}, s.revokeSession)
+
+	// Organizations, member-facing (reference §5.5 plus contract §4.1).
+	const (
+		tOrgs       = "Organizations"
+		roleRules   = " Roles rank owner > admin > member > guest. Owners and admins manage members; admins cannot grant, change or remove the owner role. An organization keeps at least one active owner (409 ORG_001). Members of an inactive organization have read access only. Superusers may do anything."
+		nonMember   = " Non-members get 403 'Not a member of this organization', also for organizations that do not exist."
+		orgIDPath   = "/api/v1/organizations/{organization_id}"
+		memberPath  = orgIDPath + "/members/{user_id}"
+		invitesPath = orgIDPath + "/invitations"
+	)
+	register(s, endpoint{op: op("GET", "/api/v1/organizations/me", "myOrganizations", "The caller's organizations", tOrgs, ok,
+		"Organizations the caller is a member of (is_active=true, the default) or was removed from (false), with their active member counts."),
+		gate: signedIn}, s.myOrganizations)
+	register(s, endpoint{op: op("POST", "/api/v1/organizations", "createOrganization", "Create an organization", tOrgs, http.StatusCreated,
+		"Any active user may create an organization and becomes its owner. Slugs: lowercase letters, digits and single hyphens, not at either end; unique (409 SYS_005)."+roleRules),
+		gate: signedIn}, s.createOrganization)
+	register(s, endpoint{op: op("POST", "/api/v1/organizations/invitations/accept", "acceptInvitation", "Accept an invitation", tOrgs, ok,
+		"The logged-in user whose email the invitation was sent to joins with the invited role. Invitations are single use and expire."),
+		gate: signedIn}, s.acceptInvitation)
+	register(s, endpoint{op: op("GET", orgIDPath, "getOrganization", "Get an organization", tOrgs, ok,
+		"Any active member, whatever their role."+nonMember), gate: signedIn}, s.getOrganization)
+	register(s, endpoint{op: op("PUT", orgIDPath, "updateOrganization", "Update an organization", tOrgs, ok,
+		"Owners and admins; partial update (absent keys kept, nulls clear). Only superusers can change an inactive organization (and so reactivate it). Duplicate slug: 409 SYS_005."+nonMember),
+		gate: signedIn}, s.updateOrganization)
+	register(s, endpoint{op: op("GET", orgIDPath+"/members", "listMembers", "List members", tOrgs, ok,
+		"Any member lists the members; only owners and admins list removed members (is_active=false). Newest first."+nonMember),
+		gate: signedIn}, s.listMembers)
+	register(s, endpoint{op: op("POST", orgIDPath+"/members", "addMember", "Add a member", tOrgs, http.StatusCreated,
+		"Owners and admins add an existing user by user_id or email with a role (default member); a removed member is re-added. Already a member: 409 USER_002."+roleRules),
+		gate: signedIn}, s.addMember)
+	register(s, endpoint{op: op("PATCH", memberPath, "changeMemberRole", "Change a member's role", tOrgs, ok,
+		"Owners and admins."+roleRules), gate: signedIn}, s.changeRole)
+	register(s, endpoint{op: op("DELETE", memberPath, "removeMember", "Remove a member, or leave", tOrgs, ok,
+		"Owners and admins remove members; any member may remove themself (leave)."+roleRules), gate: signedIn}, s.removeMember)
+	register(s, endpoint{op: op("POST", invitesPath, "inviteMember", "Invite an email address", tOrgs, http.StatusCreated,
+		"Owners and admins invite an address that has no account yet (otherwise 409: add the user directly). The emailed link carries a single-use token, valid 7 days by default; only its hash is stored."+roleRules),
+		gate: signedIn, limit: limit{30, true}}, s.invite)
+	register(s, endpoint{op: op("GET", invitesPath, "listInvitations", "List invitations", tOrgs, ok,
+		"Owners and admins; newest first, with their status (pending, accepted, revoked, expired)."), gate: signedIn}, s.listInvitations)
+	register(s, endpoint{op: op("DELETE", invitesPath+"/{invitation_id}", "revokeInvitation", "Revoke an invitation", tOrgs, ok,
+		"Owners and admins revoke a pending invitation; its token stops working."), gate: signedIn}, s.revokeInvitation)
+
+	// Admin: organizations (reference §5.6).
+	const (
+		tAdmin        = "Admin"
+		adminOrgPath  = "/api/v1/admin/organizations/{org_id}"
+		superuserOnly = "Superusers only."
+	)
+	register(s, endpoint{op: op("GET", "/api/v1/admin/organizations", "adminListOrganizations", "List organizations", tAdmin, ok,
+		superuserOnly+" Newest first; search is a case-insensitive substring of name, slug or description."), gate: admin}, s.adminListOrganizations)
+	register(s, endpoint{op: op("POST", "/api/v1/admin/organizations", "adminCreateOrganization", "Create an organization", tAdmin, http.StatusCreated,
+		superuserOnly+" The creating superuser is not made a member. Duplicate slug: 409 SYS_005."), gate: admin}, s.adminCreateOrganization)
+	register(s, endpoint{op: op("GET", adminOrgPath, "adminGetOrganization", "Get an organization", tAdmin, ok, superuserOnly), gate: admin}, s.adminGetOrganization)
+	register(s, endpoint{op: op("PUT", adminOrgPath, "adminUpdateOrganization", "Update an organization", tAdmin, ok,
+		superuserOnly+" Partial update. Duplicate slug: 409 SYS_005."), gate: admin}, s.adminUpdateOrganization)
+	register(s, endpoint{op: op("DELETE", adminOrgPath, "adminDeleteOrganization", "Delete an organization", tAdmin, ok,
+		superuserOnly+" Deletes its memberships and invitations too."), gate: admin}, s.adminDeleteOrganization)
+	register(s, endpoint{op: op("GET", adminOrgPath+"/members", "adminListMembers", "List an organization's members", tAdmin, ok,
+		superuserOnly), gate: admin}, s.adminListMembers)
+	register(s, endpoint{op: op("POST", adminOrgPath+"/members", "adminAddMember", "Add a member", tAdmin, ok,
+		superuserOnly+" A removed member is re-added with the new role; an active member: 409 USER_002."), gate: admin}, s.adminAddMember)
+	register(s, endpoint{op: op("DELETE", adminOrgPath+"/members/{user_id}", "adminRemoveMember", "Remove a member", tAdmin, ok,
+		superuserOnly+" The last active owner cannot be removed (409 ORG_001)."), gate: admin}, s.adminRemoveMember)
+	s.adminUserRoutes()
+}
+
+// adminUserRoutes lists the admin API for users and sessions and the
+// dashboard statistics (reference §5.6 and §9). Every operation is for
+// superusers only (403 "Superuser privileges required" otherwise) and has
+// no rate limit.
+func (s *server) adminUserRoutes() {
+	const (
+		tAdmin    = "Admin"
+		ok        = http.StatusOK
+		users     = "/api/v1/admin/users"
+		userPath  = users + "/{user_id}"
+		superOnly = "Superusers only. "
+		deleted   = " Soft-deleted and unknown users answer 404 'User <id> not found'; an id that is not a UUID, 422."
+	)
+	register(s, endpoint{op: op("GET", "/api/v1/admin/stats", "adminStats", "Dashboard statistics", tAdmin, ok,
+		superOnly+"user_growth: 30 UTC days, oldest first, the last one today, with the users created before the end of "+
+			"each day and how many of them are active now; registration_activity: users created on each of the last 14 days; "+
+			"organization_distribution: up to 6 organizations with the most active memberships, descending (ties by name), "+
+			"organizations without members absent; user_status: active and inactive users. Dates read like 'Jan 02'. "+
+			"Soft-deleted users are never counted."),
+		gate: admin}, s.adminStats)
+
+	register(s, endpoint{op: op("GET", users, "adminListUsers", "List users", tAdmin, ok,
+		superOnly+"Soft-deleted users are never listed. Default order: newest first (created_at descending, then id); "+
+			"sort_by accepts only the listed fields (422 otherwise). search matches a case-insensitive substring of the email, "+
+			"first name or last name, with %, _, quotes and backslashes taken literally."),
+		gate: admin}, s.adminListUsers)
+	register(s, endpoint{op: op("POST", users, "adminCreateUser", "Create a user", tAdmin, http.StatusCreated,
+		superOnly+"Field rules as at registration (email, password rule, names, phone). is_superuser (default false) and "+
+			"is_active (default true) are honoured. An email in use by a live account: 409 USER_002 "+
+			"'User with email <email> already exists'."),
+		gate: admin}, s.adminCreateUser)
+	register(s, endpoint{op: op("POST", users+"/bulk-action", "adminBulkUserAction", "Activate, deactivate or delete many users", tAdmin, ok,
+		superOnly+"Applies the action to 1 to 100 user ids in one transaction (all or nothing). Duplicate ids count once. "+
+			"Unknown and soft-deleted users are skipped, and so is the caller for deactivate and delete. Deactivate and delete "+
+			"revoke the affected users' sessions; delete is the soft delete of DELETE /admin/users/{user_id}. Users already in "+
+			"the requested state count as affected. success is true when nothing was skipped; failed_ids lists the skipped "+
+			"ids in request order. An unknown action, no ids, more than 100 ids or an invalid UUID (field user_ids.<i>): 422."),
+		gate: admin}, s.adminBulkAction)
+	register(s, endpoint{op: op("GET", userPath, "adminGetUser", "Get a user", tAdmin, ok, superOnly+deleted[1:]),
+		gate: admin}, s.adminGetUser)
+	register(s, endpoint{op: op("PUT", userPath, "adminUpdateUser", "Update a user", tAdmin, ok,
+		superOnly+"Partial update: absent keys are kept, explicit nulls clear a field. password may be set (password rule); "+
+			"it revokes every session and pending password-reset token of the user (but the caller's own session when "+
+			"superusers set their own password). is_active false revokes the user's sessions, true reactivates; the caller "+
+			"cannot deactivate their own account (403 AUTH_007). is_superuser with any non-null value: 422. "+
+			"All changes are written in one transaction."+deleted),
+		gate: admin}, s.adminUpdateUser)
+	register(s, endpoint{op: op("DELETE", userPath, "adminDeleteUser", "Delete a user", tAdmin, ok,
+		superOnly+"Soft delete: the account is deactivated, its sessions revoked, and its email can be registered again. "+
+			"The caller cannot delete their own account (403 AUTH_007)."+deleted),
+		gate: admin}, s.adminDeleteUser)
+	register(s, endpoint{op: op("POST", userPath+"/activate", "adminActivateUser", "Activate a user", tAdmin, ok,
+		superOnly+"Activating an active user succeeds again."+deleted),
+		gate: admin}, s.adminActivateUser)
+	register(s, endpoint{op: op("POST", userPath+"/deactivate", "adminDeactivateUser", "Deactivate a user", tAdmin, ok,
+		superOnly+"Revokes every session of the user: their tokens stop working at once. The caller cannot deactivate "+
+			"their own account (403 AUTH_007)."+deleted),
+		gate: admin}, s.adminDeactivateUser)
+
+	register(s, endpoint{op: op("GET", "/api/v1/admin/sessions", "adminListSessions", "List every user's sessions", tAdmin, ok,
+		superOnly+"is_active omitted or true lists active sessions, false the revoked ones. Most recently used first. "+
+			"Sessions of soft-deleted users are not listed."),
+		gate: admin}, s.adminListSessions)
+	register(s, endpoint{op: op("DELETE", "/api/v1/admin/sessions/{session_id}", "adminRevokeSession", "Revoke anyone's session", tAdmin, ok,
+		superOnly+"The session's access and refresh tokens stop working at once. Revoking a revoked session succeeds again. "+
+			"Unknown sessions and sessions of soft-deleted users: 404 'Session <id> not found'; an id that is not a UUID, 422."),
+		gate: admin}, s.adminRevokeSession)
 }

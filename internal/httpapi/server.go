@@ -20,7 +20,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/apperr"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
+	"github.com/gatehouse-dev/gatehouse/internal/stats"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
 
@@ -30,6 +32,8 @@ type Deps struct {
 	Config  config.Config
 	Users   *user.Service
 	Auth    *auth.Service
+	Orgs    *org.Service
+	Stats   *stats.Service
 	Limiter *ratelimit.Limiter
 	// Ping checks the database for /health.
 	Ping func(ctx context.Context) error

@@ -76,6 +76,7 @@ func (s *Scheduler) RunNow(ctx context.Context) error {
 type CleanupStore interface {
 	PurgeSessions(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeResetTokens(ctx context.Context, cutoff time.Time) (int, error)
+	PurgeInvitations(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 // SessionRetention is how long expired or revoked sessions are kept (for
@@ -90,6 +91,9 @@ func CleanupJobs(st CleanupStore) []Job {
 		}},
 		{Name: "purge-reset-tokens", Run: func(ctx context.Context, now time.Time) (int, error) {
 			return st.PurgeResetTokens(ctx, now)
+		}},
+		{Name: "purge-invitations", Run: func(ctx context.Context, now time.Time) (int, error) {
+			return st.PurgeInvitations(ctx, now.Add(-SessionRetention))
 		}},
 	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
 
@@ -264,4 +265,5 @@ func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 var (
 	_ user.Store = (*Store)(nil)
 	_ auth.Store = (*Store)(nil)
+	_ org.Store  = (*Store)(nil)
 )

@@ -298,6 +298,10 @@ func (s *Store) SoftDeleteUser(ctx context.Context, id string, now time.Time) er
 		if _, err := tx.RevokeUserSessions(ctx, id, now); err != nil {
 			return err
 		}
+		if _, err := tx.q.ExecContext(ctx, `UPDATE user_organizations SET is_active = FALSE, updated_at = $2
+			WHERE user_id = $1 AND is_active = TRUE`, id, utc(now)); err != nil {
+			return wrap("end memberships", err)
+		}
 		_, err = tx.q.ExecContext(ctx, `DELETE FROM password_reset_tokens WHERE user_id = $1`, id)
 		return wrap("drop reset tokens", err)
 	})

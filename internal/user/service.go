@@ -34,6 +34,14 @@ type Store interface {
 	// SoftDeleteUser marks the user deleted and inactive, revokes their
 	// sessions and drops their reset tokens.
 	SoftDeleteUser(ctx context.Context, id string, now time.Time) error
+	// UpdateUserAndPassword is UpdateUser followed, when hash is not empty,
+	// by SetPassword(id, hash, keepSessionID), in one transaction.
+	UpdateUserAndPassword(ctx context.Context, id, hash, keepSessionID string, now time.Time, fn func(*User) error) (User, error)
+	// BulkUpdateUsers applies action to the live users among ids, except
+	// exceptID, in one transaction: deactivation revokes their sessions,
+	// deletion is SoftDeleteUser for each. It returns the ids it applied the
+	// action to (users already in the target state included).
+	BulkUpdateUsers(ctx context.Context, action BulkAction, ids []string, exceptID string, now time.Time) ([]string, error)
 }
 
 // Service implements the account use cases.
@@ -171,15 +179,33 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, p Patch) (
 	if actor.UserID != id && !actor.IsSuperuser {
 		return User{}, ErrNotPermittedUpdate
 	}
+	var pwErr *apperr.Error
+	if p.Password.Set {
+		pwErr = apperr.ValidationField("password", valuePrefix+"Password cannot be changed here; use PATCH /api/v1/users/me/password with the current password")
+	}
+	apply, err := checkPatch(actor, id, p, pwErr)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := s.store.UpdateUser(ctx, id, s.Now(), apply)
+	if errors.Is(err, ErrNotFound) {
+		return User{}, ErrNotFound.WithMessage("User %s not found", id)
+	}
+	return u, err
+}
+
+// checkPatch validates every field of p but Password, which the caller
+// checks (its problem, pwErr, is reported first), and returns the function
+// that applies p to a stored user. is_superuser is never accepted; is_active
+// only from superusers, and never to deactivate the actor's own account.
+func checkPatch(actor Actor, id string, p Patch, pwErr *apperr.Error) (func(*User) error, error) {
 	var fields []apperr.FieldError
 	add := func(e *apperr.Error) {
 		if e != nil {
 			fields = append(fields, e.Fields...)
 		}
 	}
-	if p.Password.Set {
-		add(apperr.ValidationField("password", valuePrefix+"Password cannot be changed here; use PATCH /api/v1/users/me/password with the current password"))
-	}
+	add(pwErr)
 	if p.IsSuperuser.Set && !p.IsSuperuser.Null {
 		add(apperr.ValidationField("is_superuser", valuePrefix+"Cannot modify superuser status through user update"))
 	}
@@ -214,12 +240,12 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, p Patch) (
 		add(apperr.ValidationField("preferences", "Input should be a valid dictionary"))
 	}
 	if len(fields) > 0 {
-		return User{}, apperr.Validation(fields...)
+		return nil, apperr.Validation(fields...)
 	}
 	if p.IsActive.Set && !p.IsActive.Value && actor.UserID == id {
-		return User{}, ErrDeactivateSelf
+		return nil, ErrDeactivateSelf
 	}
-	u, err := s.store.UpdateUser(ctx, id, s.Now(), func(u *User) error {
+	return func(u *User) error {
 		if p.FirstName.Set {
 			u.FirstName = p.FirstName.Value
 		}
@@ -242,11 +268,7 @@ func (s *Service) Update(ctx context.Context, actor Actor, id string, p Patch) (
 			u.IsActive = p.IsActive.Value
 		}
 		return nil
-	})
-	if errors.Is(err, ErrNotFound) {
-		return User{}, ErrNotFound.WithMessage("User %s not found", id)
-	}
-	return u, err
+	}, nil
 }
 
 func optPtr(null bool, v string) *string {
