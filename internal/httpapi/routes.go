@@ -119,7 +119,7 @@ func (s *server) routes() {
 		gate: signedIn}, s.listMembers)
 	register(s, endpoint{op: op("POST", orgIDPath+"/members", "addMember", "Add a member", tOrgs, http.StatusCreated,
 		"Owners and admins add an existing user by user_id or email with a role (default member); a removed member is re-added. Already a member: 409 USER_002."+roleRules),
-		gate: signedIn}, s.addMember)
+		gate: signedIn, limit: limit{30, true}}, s.addMember)
 	register(s, endpoint{op: op("PATCH", memberPath, "changeMemberRole", "Change a member's role", tOrgs, ok,
 		"Owners and admins."+roleRules), gate: signedIn}, s.changeRole)
 	register(s, endpoint{op: op("DELETE", memberPath, "removeMember", "Remove a member, or leave", tOrgs, ok,
