@@ -125,7 +125,7 @@ func (s *server) routes() {
 	register(s, endpoint{op: op("DELETE", memberPath, "removeMember", "Remove a member, or leave", tOrgs, ok,
 		"Owners and admins remove members; any member may remove themself (leave)."+roleRules), gate: signedIn}, s.removeMember)
 	register(s, endpoint{op: op("POST", invitesPath, "inviteMember", "Invite an email address", tOrgs, http.StatusCreated,
-		"Owners and admins invite an address that has no account yet (otherwise 409: add the user directly). The emailed link carries a single-use token, valid 7 days by default; only its hash is stored."+roleRules),
+		"Owners and admins invite any email address (the answer does not reveal whether it has an account). The emailed link carries a single-use token, valid 7 days by default; only its hash is stored."+roleRules),
 		gate: signedIn, limit: limit{30, true}}, s.invite)
 	register(s, endpoint{op: op("GET", invitesPath, "listInvitations", "List invitations", tOrgs, ok,
 		"Owners and admins; newest first, with their status (pending, accepted, revoked, expired)."), gate: signedIn}, s.listInvitations)
