@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -78,6 +79,17 @@ func TestUpdateMe(t *testing.T) {
 				}
 			})
 		}
+		t.Run("preferences that PostgreSQL's jsonb would refuse are normalised, not a 500", func(t *testing.T) {
+			u := e.Patch(pathMe, tok.Access, map[string]any{"preferences": json.RawMessage(`{"a":"\ud800","n":12345678901234567890}`)}).
+				Expect(t, http.StatusOK, "").JSON(t)
+			p, _ := u["preferences"].(map[string]any)
+			if p["a"] != "\ufffd" {
+				t.Fatalf("lone surrogate stored as %q, want U+FFFD", p["a"])
+			}
+			if !strings.Contains(string(e.Get(pathMe, tok.Access).Body), `12345678901234567890`) {
+				t.Fatal("a large number lost its digits")
+			}
+		})
 		t.Run("the refused password did not change the password", func(t *testing.T) {
 			e.Login("me@example.com", apitest.Password)
 		})

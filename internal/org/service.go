@@ -129,18 +129,19 @@ func (s *Service) Create(ctx context.Context, actor user.Actor, in Input, asOwne
 	if in.Description != nil && containsNUL(*in.Description) {
 		fields = append(fields, apperr.FieldError{Field: "description", Message: "must not contain NUL characters"})
 	}
-	if in.Settings != nil && !isObject(in.Settings) {
-		fields = append(fields, apperr.FieldError{Field: "settings", Message: "Input should be a valid dictionary"})
+	settings := json.RawMessage(`{}`)
+	if in.Settings != nil {
+		var ok bool
+		if settings, ok = user.NormalizeObject(in.Settings); !ok {
+			fields = append(fields, apperr.FieldError{Field: "settings", Message: "Input should be a valid dictionary"})
+		}
 	}
 	if len(fields) > 0 {
 		return Organization{}, apperr.Validation(fields...)
 	}
 	now := s.now()
 	o := Organization{ID: user.NewID(), Name: name, Slug: in.Slug, Description: in.Description, IsActive: true,
-		Settings: in.Settings, CreatedAt: now, UpdatedAt: now}
-	if o.Settings == nil {
-		o.Settings = json.RawMessage(`{}`)
-	}
+		Settings: settings, CreatedAt: now, UpdatedAt: now}
 	if in.IsActive != nil {
 		o.IsActive = *in.IsActive
 	}
@@ -283,8 +284,12 @@ func (s *Service) Update(ctx context.Context, actor user.Actor, orgID string, p 
 	if p.Description.Set && !p.Description.Null && containsNUL(p.Description.Value) {
 		fields = append(fields, apperr.FieldError{Field: "description", Message: "must not contain NUL characters"})
 	}
-	if p.Settings.Set && !p.Settings.Null && !isObject(p.Settings.Value) {
-		fields = append(fields, apperr.FieldError{Field: "settings", Message: "Input should be a valid dictionary"})
+	var settings json.RawMessage
+	if p.Settings.Set && !p.Settings.Null {
+		var ok bool
+		if settings, ok = user.NormalizeObject(p.Settings.Value); !ok {
+			fields = append(fields, apperr.FieldError{Field: "settings", Message: "Input should be a valid dictionary"})
+		}
 	}
 	if len(fields) > 0 {
 		return Organization{}, apperr.Validation(fields...)
@@ -307,10 +312,7 @@ func (s *Service) Update(ctx context.Context, actor user.Actor, orgID string, p 
 			o.IsActive = p.IsActive.Value
 		}
 		if p.Settings.Set {
-			o.Settings = nil
-			if !p.Settings.Null {
-				o.Settings = p.Settings.Value
-			}
+			o.Settings = settings
 		}
 		return nil
 	})
@@ -487,10 +489,15 @@ func (s *Service) Invite(ctx context.Context, actor user.Actor, orgID, email str
 	return inv, nil
 }
 
-// Invitations lists an organization's invitations, newest first.
+// Invitations lists an organization's invitations, newest first, to its
+// owners and admins (a read: also when the organization is inactive).
 func (s *Service) Invitations(ctx context.Context, actor user.Actor, orgID string) ([]Invitation, error) {
-	if _, _, err := s.manage(ctx, actor, orgID); err != nil {
+	_, m, err := s.access(ctx, actor, orgID)
+	if err != nil {
 		return nil, err
+	}
+	if !actor.IsSuperuser && !m.Role.manages() {
+		return nil, roleNotAuthorized(m.Role)
 	}
 	return s.store.Invitations(ctx, orgID)
 }
@@ -534,9 +541,10 @@ func (s *Service) AcceptInvitation(ctx context.Context, actor user.Actor, secret
 	return o, m, err
 }
 
+// isObject reports a JSON object that both engines can store.
 func isObject(raw json.RawMessage) bool {
-	var m map[string]any
-	return json.Unmarshal(raw, &m) == nil && m != nil && !containsNUL(string(raw))
+	_, ok := user.NormalizeObject(raw)
+	return ok
 }
 
 // containsNUL reports a NUL character, raw or JSON-escaped, which

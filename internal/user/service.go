@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"slices"
 	"strings"
@@ -236,8 +237,12 @@ func checkPatch(actor Actor, id string, p Patch, pwErr *apperr.Error) (func(*Use
 		locale, e = ParseLocale("locale", p.Locale.Value)
 		add(e)
 	}
-	if p.Preferences.Set && !p.Preferences.Null && !isJSONObject(p.Preferences.Value) {
-		add(apperr.ValidationField("preferences", "Input should be a valid dictionary"))
+	var prefs json.RawMessage
+	if p.Preferences.Set && !p.Preferences.Null {
+		var ok bool
+		if prefs, ok = NormalizeObject(p.Preferences.Value); !ok {
+			add(apperr.ValidationField("preferences", "Input should be a valid dictionary"))
+		}
 	}
 	if len(fields) > 0 {
 		return nil, apperr.Validation(fields...)
@@ -259,10 +264,7 @@ func checkPatch(actor Actor, id string, p Patch, pwErr *apperr.Error) (func(*Use
 			u.Locale = optPtr(p.Locale.Null, locale)
 		}
 		if p.Preferences.Set {
-			u.Preferences = nil
-			if !p.Preferences.Null {
-				u.Preferences = p.Preferences.Value
-			}
+			u.Preferences = prefs
 		}
 		if p.IsActive.Set {
 			u.IsActive = p.IsActive.Value
@@ -278,11 +280,31 @@ func optPtr(null bool, v string) *string {
 	return &v
 }
 
-// isJSONObject reports a JSON object that both engines can store: NUL
-// characters (\u0000) are refused, as PostgreSQL's jsonb cannot hold them.
-func isJSONObject(raw json.RawMessage) bool {
+// NormalizeObject checks that raw is one JSON object that both engines can
+// store and returns it re-encoded: lone UTF-16 surrogates become U+FFFD
+// (PostgreSQL's jsonb refuses them), numbers keep their text. Objects with
+// NUL characters, which jsonb cannot hold either, are refused.
+func NormalizeObject(raw json.RawMessage) (json.RawMessage, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	var m map[string]any
-	return json.Unmarshal(raw, &m) == nil && m != nil && !bytes.Contains(raw, []byte(`\u0000`))
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false // trailing data after the object
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, false
+	}
+	b := bytes.TrimSpace(out.Bytes())
+	if bytes.Contains(b, []byte(`\u0000`)) {
+		return nil, false
+	}
+	return b, true
 }
 
 // ChangePassword changes the caller's password after checking the current
