@@ -19,6 +19,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/password"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-dev/gatehouse/internal/scheduler"
+	"github.com/gatehouse-dev/gatehouse/internal/seal"
+	"github.com/gatehouse-dev/gatehouse/internal/social"
 	"github.com/gatehouse-dev/gatehouse/internal/sqlstore"
 	"github.com/gatehouse-dev/gatehouse/internal/stats"
 	"github.com/gatehouse-dev/gatehouse/internal/token"
@@ -34,6 +36,7 @@ type App struct {
 	Users     *user.Service
 	Auth      *auth.Service
 	Orgs      *org.Service
+	Social    *social.Service
 	Mail      *mail.Queue
 	Handler   http.Handler
 	Scheduler *scheduler.Scheduler
@@ -66,11 +69,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 	})
 	orgs := org.NewService(st, queue, org.Options{ProjectName: cfg.ProjectName, FrontendURL: cfg.FrontendURL,
 		AcceptPath: cfg.InvitationAcceptPath, InvitationTTL: cfg.InvitationTTL})
+	tokenBox, err := seal.New(secret, "provider-tokens")
+	if err != nil {
+		return nil, err
+	}
+	socialSvc := social.NewService(cfg.Social, st, authSvc, tokenBox)
 	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
-		Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping})
+		Social: socialSvc, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping})
 	sched := scheduler.New(logger, 2, scheduler.CleanupJobs(st)...)
 	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,
-		Mail: queue, Handler: handler, Scheduler: sched}, nil
+		Social: socialSvc, Mail: queue, Handler: handler, Scheduler: sched}, nil
 }
 
 // secretKey returns SECRET_KEY, or outside production a random key

@@ -103,6 +103,12 @@ func (s *Service) upgradeHash(ctx context.Context, u user.User, pw string) {
 	}
 }
 
+// OpenSession opens a device session for a user authenticated another way
+// (social login), exactly like a password login does.
+func (s *Service) OpenSession(ctx context.Context, u user.User, dev Device) (Tokens, error) {
+	return s.openSession(ctx, u, dev)
+}
+
 func (s *Service) openSession(ctx context.Context, u user.User, dev Device) (Tokens, error) {
 	now := s.Now().UTC()
 	sid := user.NewID()

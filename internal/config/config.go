@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -29,6 +30,7 @@ type Config struct {
 
 	HTTP      HTTP
 	DB        DB
+	Social    Social
 	Auth      Auth
 	Password  Password
 	Mail      Mail
@@ -77,6 +79,40 @@ type Auth struct {
 	ResetTokenTTL      time.Duration // PASSWORD_RESET_EXPIRE_MINUTES
 	LoginMaxFailures   int           // LOGIN_THROTTLE_ATTEMPTS
 	LoginFailureWindow time.Duration // LOGIN_THROTTLE_WINDOW_MINUTES
+}
+
+// Social is social login (reference §6A): Google, GitHub and any OpenID
+// Connect provider configured by environment.
+type Social struct {
+	Enabled             bool          // OAUTH_ENABLED
+	AutoLinkByEmail     bool          // OAUTH_AUTO_LINK_BY_EMAIL
+	StateTTL            time.Duration // OAUTH_STATE_EXPIRE_MINUTES
+	AllowedRedirectURIs []string      // OAUTH_ALLOWED_REDIRECT_URIS, besides FRONTEND_URL
+	HTTPTimeout         time.Duration // OAUTH_HTTP_TIMEOUT_SECONDS, for every call to a provider
+	FrontendURL         string
+	Google              OIDCProvider   // OAUTH_GOOGLE_*
+	GitHub              GitHubProvider // OAUTH_GITHUB_*
+	OIDC                []OIDCProvider // OAUTH_OIDC_PROVIDERS and OAUTH_OIDC_<NAME>_*
+}
+
+// OIDCProvider is an OpenID Connect provider; enabled when it has a client
+// id and secret.
+type OIDCProvider struct {
+	Name         string // id in URLs: google, or the lower-cased name from OAUTH_OIDC_PROVIDERS
+	DisplayName  string
+	Icon         string
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	Scopes       []string
+}
+
+// GitHubProvider is GitHub (no OpenID Connect: /user and /user/emails).
+type GitHubProvider struct {
+	ClientID     string // OAUTH_GITHUB_CLIENT_ID
+	ClientSecret string // OAUTH_GITHUB_CLIENT_SECRET
+	URL          string // OAUTH_GITHUB_URL
+	APIURL       string // OAUTH_GITHUB_API_URL
 }
 
 // Password is the password hashing policy.
@@ -219,6 +255,8 @@ func Load(getenv func(string) string) (Config, []string, error) {
 		r.fail("INVITATION_ACCEPT_PATH", "must start with /, got %q", c.InvitationAcceptPath)
 	}
 
+	loadSocial(&r, &c)
+
 	c.FirstSuperuserEmail = strings.TrimSpace(getenv("FIRST_SUPERUSER_EMAIL"))
 	c.FirstSuperuserPassword = getenv("FIRST_SUPERUSER_PASSWORD")
 	c.SchedulerEnabled = r.boolean("SCHEDULER_ENABLED", !c.IsTest)
@@ -228,6 +266,67 @@ func Load(getenv func(string) string) (Config, []string, error) {
 		return Config{}, r.warnings, fmt.Errorf("invalid configuration:\n  %s", strings.Join(r.errs, "\n  "))
 	}
 	return c, r.warnings, nil
+}
+
+var providerName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// loadSocial reads the social-login settings.
+func loadSocial(r *reader, c *Config) {
+	s := &c.Social
+	s.Enabled = r.boolean("OAUTH_ENABLED", false)
+	s.AutoLinkByEmail = r.boolean("OAUTH_AUTO_LINK_BY_EMAIL", true)
+	s.StateTTL = time.Duration(r.integer("OAUTH_STATE_EXPIRE_MINUTES", 10, 1, 24*60)) * time.Minute
+	s.AllowedRedirectURIs = r.list("OAUTH_ALLOWED_REDIRECT_URIS", nil)
+	s.HTTPTimeout = time.Duration(r.integer("OAUTH_HTTP_TIMEOUT_SECONDS", 10, 1, 120)) * time.Second
+	s.FrontendURL = c.FrontendURL
+	s.Google = OIDCProvider{Name: "google", DisplayName: "Google", Icon: "google",
+		Issuer:   strings.TrimRight(r.str("OAUTH_GOOGLE_ISSUER", "https://accounts.google.com"), "/"),
+		ClientID: r.getenv("OAUTH_GOOGLE_CLIENT_ID"), ClientSecret: r.getenv("OAUTH_GOOGLE_CLIENT_SECRET"),
+		Scopes: []string{"openid", "email", "profile"}}
+	r.absoluteURL("OAUTH_GOOGLE_ISSUER", s.Google.Issuer)
+	s.GitHub = GitHubProvider{ClientID: r.getenv("OAUTH_GITHUB_CLIENT_ID"), ClientSecret: r.getenv("OAUTH_GITHUB_CLIENT_SECRET"),
+		URL:    strings.TrimRight(r.str("OAUTH_GITHUB_URL", "https://github.com"), "/"),
+		APIURL: strings.TrimRight(r.str("OAUTH_GITHUB_API_URL", "https://api.github.com"), "/")}
+	r.absoluteURL("OAUTH_GITHUB_URL", s.GitHub.URL)
+	r.absoluteURL("OAUTH_GITHUB_API_URL", s.GitHub.APIURL)
+	for _, raw := range r.list("OAUTH_OIDC_PROVIDERS", nil) {
+		name := strings.ToLower(raw)
+		if !providerName.MatchString(name) || name == "google" || name == "github" {
+			r.fail("OAUTH_OIDC_PROVIDERS", "%q is not a valid provider name (lowercase letters, digits, - and _; not google or github)", raw)
+			continue
+		}
+		prefix := "OAUTH_OIDC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+		p := OIDCProvider{Name: name, Icon: name,
+			Issuer:       strings.TrimRight(r.getenv(prefix+"ISSUER"), "/"),
+			ClientID:     r.getenv(prefix + "CLIENT_ID"),
+			ClientSecret: r.getenv(prefix + "CLIENT_SECRET"),
+			DisplayName:  r.str(prefix+"DISPLAY_NAME", name),
+			Scopes:       strings.Fields(r.str(prefix+"SCOPES", "openid email profile")),
+		}
+		if p.Issuer == "" {
+			r.fail(prefix+"ISSUER", "is required for OIDC provider %q", name)
+		} else {
+			r.absoluteURL(prefix+"ISSUER", p.Issuer)
+		}
+		if p.ClientID == "" || p.ClientSecret == "" {
+			r.fail(prefix+"CLIENT_ID", "%sCLIENT_ID and %sCLIENT_SECRET are required for OIDC provider %q", prefix, prefix, name)
+		}
+		if !slices.Contains(p.Scopes, "openid") {
+			p.Scopes = append([]string{"openid"}, p.Scopes...)
+		}
+		for _, q := range s.OIDC {
+			if q.Name == name {
+				r.fail("OAUTH_OIDC_PROVIDERS", "provider %q is listed twice", name)
+			}
+		}
+		s.OIDC = append(s.OIDC, p)
+	}
+}
+
+func (r *reader) absoluteURL(name, raw string) {
+	if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail(name, "must be an absolute http(s) URL, got %q", raw)
+	}
 }
 
 func checkDatabaseURL(r *reader, raw string) {

@@ -19,10 +19,11 @@ import (
 type gate int
 
 const (
-	public    gate = iota // no credentials needed
-	signedIn              // an active user's access token
-	superuser             // an active superuser's access token ("Not enough permissions")
-	admin                 // the same, for /api/v1/admin ("Superuser privileges required")
+	public        gate = iota // no credentials needed
+	signedIn                  // an active user's access token
+	superuser                 // an active superuser's access token ("Not enough permissions")
+	admin                     // the same, for /api/v1/admin ("Superuser privileges required")
+	maybeSignedIn             // a valid active user's token is used if present; anything else means anonymous
 )
 
 // limit is a per-client-IP, per-endpoint rate limit (reference §5).
@@ -51,7 +52,11 @@ func register[I, O any](s *server, e endpoint, h func(context.Context, *I) (*O, 
 		op.Metadata = map[string]any{}
 	}
 	op.Metadata[metaGate] = e.gate
-	if e.gate != public {
+	switch e.gate {
+	case public:
+	case maybeSignedIn:
+		op.Security = []map[string][]string{{}, {"bearer": {}}}
+	default:
 		op.Security = []map[string][]string{{"bearer": {}}}
 		op.Errors = appendMissing(op.Errors, http.StatusUnauthorized, http.StatusForbidden)
 	}
@@ -152,11 +157,19 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		_ = jsonEncode(ctx.BodyWriter(), env)
 	}
 	raw, ok := auth.BearerToken(ctx.Header("Authorization"))
+	if !ok && g == maybeSignedIn {
+		next(ctx)
+		return
+	}
 	if !ok {
 		fail(auth.ErrNotAuthenticated)
 		return
 	}
 	u, actor, err := s.Auth.Authenticate(ctx.Context(), raw)
+	if err != nil && g == maybeSignedIn {
+		next(ctx)
+		return
+	}
 	if err != nil {
 		fail(err)
 		return

@@ -132,6 +132,28 @@ func (s *server) routes() {
 	register(s, endpoint{op: op("DELETE", invitesPath+"/{invitation_id}", "revokeInvitation", "Revoke an invitation", tOrgs, ok,
 		"Owners and admins revoke a pending invitation; its token stops working."), gate: signedIn}, s.revokeInvitation)
 
+	// Social login (reference §5.7, §6A).
+	const tSocial = "Social login"
+	register(s, endpoint{op: op("GET", "/api/v1/oauth/providers", "socialProviders", "Social login providers", tSocial, ok,
+		"The enabled providers (Google, GitHub, then the OpenID Connect providers of OAUTH_OIDC_PROVIDERS). enabled is false when OAUTH_ENABLED is off or no provider is configured.")}, s.socialProviders)
+	register(s, endpoint{op: op("GET", "/api/v1/oauth/authorize/{provider}", "socialAuthorize", "Start a social login", tSocial, ok,
+		"Returns the provider's authorization URL and the state. With a valid bearer token the provider account is linked to the caller instead. "+
+			"redirect_uri must start with FRONTEND_URL or be listed in OAUTH_ALLOWED_REDIRECT_URIS. The state is single use and expires after OAUTH_STATE_EXPIRE_MINUTES."),
+		gate: maybeSignedIn, limit: limit{10, true}}, s.socialAuthorize)
+	register(s, endpoint{op: op("POST", "/api/v1/oauth/callback/{provider}", "socialCallback", "Complete a social login", tSocial, ok,
+		"Exchanges the code, verifies the identity (OpenID Connect: ID token signature, issuer, audience, expiry and nonce) and logs in: an existing link, "+
+			"the account being linked, an account with the same verified email (auto-link), or a new account. Opens a session like a password login; "+
+			"the refresh token works with /auth/refresh."),
+		limit: limit{10, true}}, s.socialCallback)
+	register(s, endpoint{op: op("GET", "/api/v1/oauth/accounts", "socialAccounts", "The caller's linked accounts", tSocial, ok,
+		"Newest first. Provider tokens are never returned."), gate: signedIn}, s.socialAccounts)
+	register(s, endpoint{op: op("DELETE", "/api/v1/oauth/accounts/{provider}", "socialUnlink", "Unlink a provider account", tSocial, ok,
+		"Refused (400) when it is the caller's only way to log in: no password and no other linked provider."),
+		gate: signedIn, limit: limit{5, true}}, s.socialUnlink)
+	register(s, endpoint{op: op("POST", "/api/v1/oauth/link/{provider}", "socialLink", "Start linking a provider account", tSocial, ok,
+		"Like /oauth/authorize/{provider} for the logged-in caller; refused when a link with that provider exists."),
+		gate: signedIn, limit: limit{10, true}}, s.socialLink)
+
 	// Admin: organizations (reference §5.6).
 	const (
 		tAdmin        = "Admin"

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
+	"github.com/gatehouse-dev/gatehouse/internal/social"
 	"github.com/gatehouse-dev/gatehouse/internal/stats"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
@@ -33,6 +34,7 @@ type Deps struct {
 	Users   *user.Service
 	Auth    *auth.Service
 	Orgs    *org.Service
+	Social  *social.Service
 	Stats   *stats.Service
 	Limiter *ratelimit.Limiter
 	// Ping checks the database for /health.

@@ -77,6 +77,7 @@ type CleanupStore interface {
 	PurgeSessions(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeResetTokens(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeInvitations(ctx context.Context, cutoff time.Time) (int, error)
+	PurgeOAuthStates(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 // SessionRetention is how long expired or revoked sessions are kept (for
@@ -94,6 +95,9 @@ func CleanupJobs(st CleanupStore) []Job {
 		}},
 		{Name: "purge-invitations", Run: func(ctx context.Context, now time.Time) (int, error) {
 			return st.PurgeInvitations(ctx, now.Add(-SessionRetention))
+		}},
+		{Name: "purge-oauth-states", Run: func(ctx context.Context, now time.Time) (int, error) {
+			return st.PurgeOAuthStates(ctx, now)
 		}},
 	}
 }

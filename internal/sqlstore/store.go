@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/org"
+	"github.com/gatehouse-dev/gatehouse/internal/social"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
 
@@ -263,7 +264,8 @@ func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
 // The store satisfies every domain's storage interface.
 var (
-	_ user.Store = (*Store)(nil)
-	_ auth.Store = (*Store)(nil)
-	_ org.Store  = (*Store)(nil)
+	_ user.Store   = (*Store)(nil)
+	_ auth.Store   = (*Store)(nil)
+	_ org.Store    = (*Store)(nil)
+	_ social.Store = (*Store)(nil)
 )

@@ -302,6 +302,11 @@ func (s *Store) SoftDeleteUser(ctx context.Context, id string, now time.Time) er
 			WHERE user_id = $1 AND is_active = TRUE`, id, utc(now)); err != nil {
 			return wrap("end memberships", err)
 		}
+		// Linked social accounts (and their provider tokens) go: the identity
+		// may log in again, as a new account.
+		if _, err := tx.q.ExecContext(ctx, `DELETE FROM oauth_accounts WHERE user_id = $1`, id); err != nil {
+			return wrap("unlink social accounts", err)
+		}
 		_, err = tx.q.ExecContext(ctx, `DELETE FROM password_reset_tokens WHERE user_id = $1`, id)
 		return wrap("drop reset tokens", err)
 	})
