@@ -60,6 +60,7 @@ commands:
   serve                      run the service (the default)
   migrate up|down|status     apply, roll back one, or list database migrations
   createsuperuser            create a superuser (-email, -password; a password is generated when omitted)
+  keys rotate                add new signing keys; the old ones stay published until their tokens expire
   openapi                    print the OpenAPI document
   version                    print the version
 `
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, cfg, args[2:], stdout)
 	case "createsuperuser":
 		return createSuperuser(ctx, cfg, logger, args[2:], stdout)
+	case "keys":
+		return rotateKeys(ctx, cfg, logger, args[2:], stdout)
 	case "openapi":
 		doc, err := httpapi.OpenAPI(httpapi.Deps{Logger: logger, Config: cfg}).MarshalJSON()
 		if err != nil {
@@ -279,4 +282,33 @@ func openStore(ctx context.Context, cfg config.Config, migrate bool) (*sqlstore.
 		}
 	}
 	return st, nil
+}
+
+// rotateKeys creates new signing keys for the authorization server. Every
+// instance picks them up within a minute; tokens signed with the old keys
+// keep verifying until OAUTH_KEY_RETENTION_HOURS after the rotation.
+func rotateKeys(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "rotate" {
+		return errors.New("usage: gatehouse keys rotate")
+	}
+	st, err := openStore(ctx, cfg, cfg.DB.AutoMigrate)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	a, err := app.New(ctx, cfg, logger, st)
+	if err != nil {
+		return err
+	}
+	if err := a.Keys.Ensure(ctx); err != nil {
+		return err
+	}
+	created, err := a.Keys.Rotate(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range created {
+		fmt.Fprintf(stdout, "new %s signing key %s\n", k.Algorithm, k.ID)
+	}
+	return nil
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/httpapi"
+	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/mail"
+	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/password"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
@@ -37,6 +39,8 @@ type App struct {
 	Auth      *auth.Service
 	Orgs      *org.Service
 	Social    *social.Service
+	OAuth     *oauth.Service
+	Keys      *keys.Manager
 	Mail      *mail.Queue
 	Handler   http.Handler
 	Scheduler *scheduler.Scheduler
@@ -74,11 +78,25 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		return nil, err
 	}
 	socialSvc := social.NewService(cfg.Social, st, authSvc, tokenBox)
+	keyBox, err := seal.New(secret, "signing-keys")
+	if err != nil {
+		return nil, err
+	}
+	km := keys.NewManager(st, keyBox, cfg.Provider.KeyRetention)
+	if cfg.Provider.Enabled {
+		if err := km.Ensure(ctx); err != nil {
+			return nil, err
+		}
+	}
+	oauthSvc := oauth.NewService(st, oauth.NewTokenSigner(km, cfg.Provider.Issuer, cfg.Provider.AccessTokenAlg), oauth.Options{
+		Issuer: cfg.Provider.Issuer, CodeTTL: cfg.Provider.CodeTTL,
+		DefaultAccessTTL: cfg.Provider.AccessTokenTTL, DefaultRefreshTTL: cfg.Provider.RefreshTokenTTL,
+	}, logger)
 	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
-		Social: socialSvc, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping})
+		Social: socialSvc, OAuth: oauthSvc, Keys: km, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping})
 	sched := scheduler.New(logger, 2, scheduler.CleanupJobs(st)...)
 	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,
-		Social: socialSvc, Mail: queue, Handler: handler, Scheduler: sched}, nil
+		Social: socialSvc, OAuth: oauthSvc, Keys: km, Mail: queue, Handler: handler, Scheduler: sched}, nil
 }
 
 // secretKey returns SECRET_KEY, or outside production a random key

@@ -31,6 +31,7 @@ type Config struct {
 	HTTP      HTTP
 	DB        DB
 	Social    Social
+	Provider  Provider
 	Auth      Auth
 	Password  Password
 	Mail      Mail
@@ -113,6 +114,20 @@ type GitHubProvider struct {
 	ClientSecret string // OAUTH_GITHUB_CLIENT_SECRET
 	URL          string // OAUTH_GITHUB_URL
 	APIURL       string // OAUTH_GITHUB_API_URL
+}
+
+// Provider is the OAuth 2.1 / OpenID Connect authorization server.
+type Provider struct {
+	Enabled           bool          // OAUTH_PROVIDER_ENABLED
+	Issuer            string        // OAUTH_ISSUER, trailing slash removed
+	UI                string        // OAUTH_PROVIDER_UI: builtin | frontend
+	CodeTTL           time.Duration // OAUTH_CODE_EXPIRE_SECONDS
+	AccessTokenAlg    string        // OAUTH_ACCESS_TOKEN_ALG: ES256 | RS256
+	AccessTokenTTL    time.Duration // OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS, default for new clients
+	RefreshTokenTTL   time.Duration // OAUTH_REFRESH_TOKEN_EXPIRE_SECONDS, default for new clients
+	KeyRetention      time.Duration // OAUTH_KEY_RETENTION_HOURS: how long a rotated key stays published
+	BrowserSessionTTL time.Duration // OAUTH_BROWSER_SESSION_HOURS: the built-in login pages' cookie
+	FrontendURL       string
 }
 
 // Password is the password hashing policy.
@@ -256,6 +271,7 @@ func Load(getenv func(string) string) (Config, []string, error) {
 	}
 
 	loadSocial(&r, &c)
+	loadProvider(&r, &c)
 
 	c.FirstSuperuserEmail = strings.TrimSpace(getenv("FIRST_SUPERUSER_EMAIL"))
 	c.FirstSuperuserPassword = getenv("FIRST_SUPERUSER_PASSWORD")
@@ -321,6 +337,34 @@ func loadSocial(r *reader, c *Config) {
 		}
 		s.OIDC = append(s.OIDC, p)
 	}
+}
+
+// loadProvider reads the authorization-server settings.
+func loadProvider(r *reader, c *Config) {
+	p := &c.Provider
+	p.Enabled = r.boolean("OAUTH_PROVIDER_ENABLED", false)
+	p.Issuer = strings.TrimRight(r.str("OAUTH_ISSUER", "http://localhost:8000"), "/")
+	r.absoluteURL("OAUTH_ISSUER", p.Issuer)
+	if u, err := url.Parse(p.Issuer); err == nil && (u.RawQuery != "" || u.Fragment != "") {
+		r.fail("OAUTH_ISSUER", "must not have a query or fragment, got %q", p.Issuer)
+	}
+	if c.Production() && p.Enabled && !strings.HasPrefix(p.Issuer, "https://") {
+		r.fail("OAUTH_ISSUER", "must be an https URL in production, got %q", p.Issuer)
+	}
+	p.UI = strings.ToLower(r.str("OAUTH_PROVIDER_UI", "builtin"))
+	if p.UI != "builtin" && p.UI != "frontend" {
+		r.fail("OAUTH_PROVIDER_UI", "must be builtin or frontend, got %q", p.UI)
+	}
+	p.CodeTTL = time.Duration(r.integer("OAUTH_CODE_EXPIRE_SECONDS", 600, 10, 3600)) * time.Second
+	p.AccessTokenAlg = strings.ToUpper(r.str("OAUTH_ACCESS_TOKEN_ALG", "ES256"))
+	if p.AccessTokenAlg != "ES256" && p.AccessTokenAlg != "RS256" {
+		r.fail("OAUTH_ACCESS_TOKEN_ALG", "must be ES256 or RS256, got %q", p.AccessTokenAlg)
+	}
+	p.AccessTokenTTL = time.Duration(r.integer("OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS", 3600, 60, 86400)) * time.Second
+	p.RefreshTokenTTL = time.Duration(r.integer("OAUTH_REFRESH_TOKEN_EXPIRE_SECONDS", 604800, 300, 365*86400)) * time.Second
+	p.KeyRetention = time.Duration(r.integer("OAUTH_KEY_RETENTION_HOURS", 48, 2, 24*365)) * time.Hour
+	p.BrowserSessionTTL = time.Duration(r.integer("OAUTH_BROWSER_SESSION_HOURS", 12, 1, 24*90)) * time.Hour
+	p.FrontendURL = c.FrontendURL
 }
 
 func (r *reader) absoluteURL(name, raw string) {

@@ -1036,6 +1036,9 @@ var documentedRoutes = []struct {
 	{"GET", "/api/v1/oauth/accounts", false, nil},
 	{"DELETE", "/api/v1/oauth/accounts/{provider}", false, []string{"provider"}},
 	{"POST", "/api/v1/oauth/link/{provider}", false, []string{"provider", "redirect_uri"}},
+	{"POST", "/api/v1/oauth/provider/clients", true, nil},
+	{"GET", "/api/v1/oauth/provider/clients", false, nil},
+	{"GET", "/api/v1/oauth/provider/consents", false, nil},
 	{"GET", "/api/v1/admin/stats", false, nil},
 	{"GET", "/api/v1/admin/users", false, []string{"page", "limit", "sort_by", "sort_order", "is_active", "is_superuser", "search"}},
 	{"POST", "/api/v1/admin/users", true, nil},
@@ -1055,6 +1058,23 @@ var documentedRoutes = []struct {
 	{"GET", "/api/v1/admin/organizations/{org_id}/members", false, []string{"org_id", "page", "limit", "is_active"}},
 	{"POST", "/api/v1/admin/organizations/{org_id}/members", true, []string{"org_id"}},
 	{"DELETE", "/api/v1/admin/organizations/{org_id}/members/{user_id}", false, []string{"org_id", "user_id"}},
+}
+
+// protocolRoutes are documented without the API's JSON conventions: the
+// OAuth protocol endpoints (RFC wire formats, redirects) and 204 answers.
+var protocolRoutes = []struct{ method, path, status string }{
+	{"GET", "/.well-known/oauth-authorization-server", "200"},
+	{"GET", "/.well-known/openid-configuration", "200"},
+	{"GET", "/.well-known/jwks.json", "200"},
+	{"GET", "/api/v1/oauth/provider/authorize", "302"},
+	{"POST", "/api/v1/oauth/provider/authorize/consent", "303"},
+	{"POST", "/api/v1/oauth/provider/token", "200"},
+	{"POST", "/api/v1/oauth/provider/revoke", "200"},
+	{"POST", "/api/v1/oauth/provider/introspect", "200"},
+	{"GET", "/api/v1/oauth/provider/userinfo", "200"},
+	{"POST", "/api/v1/oauth/provider/userinfo", "200"},
+	{"DELETE", "/api/v1/oauth/provider/clients/{client_id}", "204"},
+	{"DELETE", "/api/v1/oauth/provider/consents/{client_id}", "204"},
 }
 
 type openAPIMedia struct {
@@ -1124,6 +1144,21 @@ func TestEdgeOpenAPIDocument(t *testing.T) {
 	listed := map[string]bool{}
 	for _, r := range documentedRoutes {
 		listed[r.method+" "+r.path] = true
+	}
+	for _, r := range protocolRoutes {
+		listed[r.method+" "+r.path] = true
+		raw, ok := doc.Paths[r.path][strings.ToLower(r.method)]
+		if !ok {
+			t.Errorf("%s %s is not documented", r.method, r.path)
+			continue
+		}
+		var op openAPIOperation
+		if err := json.Unmarshal(raw, &op); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := op.Responses[r.status]; !ok {
+			t.Errorf("%s %s: response %s not documented", r.method, r.path, r.status)
+		}
 	}
 	for path, ops := range doc.Paths {
 		for method := range ops {

@@ -198,6 +198,10 @@ func cors(origins []string) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
+			if openCORS(r.URL.Path) {
+				publicCORS(w, r, next)
+				return
+			}
 			allowed := slices.Contains(origins, origin) || slices.Contains(origins, "*")
 			reqMethod := r.Header.Get("Access-Control-Request-Method")
 			if r.Method == http.MethodOptions && reqMethod != "" {
@@ -243,6 +247,35 @@ func preflight(w http.ResponseWriter, r *http.Request, origin string, allowed bo
 	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Accept, Origin, User-Agent, DNT, Cache-Control, X-Requested-With, X-Device-Id")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusOK)
+}
+
+// openCORS names the endpoints any web origin may call without
+// credentials (RFC 9700 §2.6: metadata, JWKS, token, revocation,
+// introspection, userinfo, registration), never the authorization endpoint.
+func openCORS(path string) bool {
+	if strings.HasPrefix(path, "/.well-known/") {
+		return true
+	}
+	switch strings.TrimPrefix(path, "/api/v1/oauth/provider") {
+	case "/token", "/revoke", "/introspect", "/userinfo", "/register":
+		return strings.HasPrefix(path, "/api/v1/oauth/provider/")
+	}
+	return false
+}
+
+// publicCORS allows any origin, without cookies.
+func publicCORS(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, MCP-Protocol-Version")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate")
+	next.ServeHTTP(w, r)
 }
 
 // limitBody refuses bodies over max: early by Content-Length, and while

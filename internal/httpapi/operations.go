@@ -39,9 +39,14 @@ type endpoint struct {
 	op    huma.Operation
 	gate  gate
 	limit limit
+	// provider operations answer 404 when the authorization server is off.
+	provider bool
 }
 
-const metaGate = "gatehouse.gate"
+const (
+	metaGate     = "gatehouse.gate"
+	metaProvider = "gatehouse.provider"
+)
 
 // register adds an operation. The wrapper applies the rate limit after the
 // input was parsed and validated (as the reference does), then runs the
@@ -52,6 +57,7 @@ func register[I, O any](s *server, e endpoint, h func(context.Context, *I) (*O, 
 		op.Metadata = map[string]any{}
 	}
 	op.Metadata[metaGate] = e.gate
+	op.Metadata[metaProvider] = e.provider
 	switch e.gate {
 	case public:
 	case maybeSignedIn:
@@ -141,10 +147,6 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	setter := func(k, v string) { ctx.SetHeader(k, v) }
 	ctx = huma.WithValue(ctx, keyHeaderSetter, setter)
 	g, _ := ctx.Operation().Metadata[metaGate].(gate)
-	if g == public {
-		next(ctx)
-		return
-	}
 	fail := func(err error) {
 		env := s.toEnvelope(ctx.Context(), err)
 		for k, vs := range env.headers {
@@ -155,6 +157,14 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		ctx.SetHeader("Content-Type", "application/json")
 		ctx.SetStatus(env.status)
 		_ = jsonEncode(ctx.BodyWriter(), env)
+	}
+	if p, _ := ctx.Operation().Metadata[metaProvider].(bool); p && (s.OAuth == nil || !s.Config.Provider.Enabled) {
+		fail(errProviderDisabled)
+		return
+	}
+	if g == public {
+		next(ctx)
+		return
 	}
 	raw, ok := auth.BearerToken(ctx.Header("Authorization"))
 	if !ok && g == maybeSignedIn {
@@ -189,3 +199,16 @@ var (
 	errNotSuperuser = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "Not enough permissions")
 	errNotAdmin     = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "Superuser privileges required")
 )
+
+// limited applies an endpoint's rate limit to a plain net/http handler (the
+// protocol endpoints), with the same counters and headers as the API.
+func (s *server) limited(name string, l limit, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithValue(r.Context(), keyHeaderSetter, func(k, v string) { w.Header().Set(k, v) })
+		if _, err := s.checkLimit(ctx, name, l); err != nil {
+			writeEnvelope(w, s.toEnvelope(ctx, err))
+			return
+		}
+		h(w, r.WithContext(ctx))
+	}
+}

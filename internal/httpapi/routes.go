@@ -154,6 +154,38 @@ func (s *server) routes() {
 		"Like /oauth/authorize/{provider} for the logged-in caller; refused when a link with that provider exists."),
 		gate: signedIn, limit: limit{10, true}}, s.socialLink)
 
+	// The OAuth 2.1 / OpenID Connect authorization server (reference §6B).
+	// Protocol endpoints are plain handlers (RFC wire formats); they are
+	// documented in the OpenAPI document by s.documentProtocol.
+	on := s.providerOn
+	s.router.Get("/.well-known/oauth-authorization-server", on(s.wellKnownMetadata))
+	s.router.Get("/.well-known/openid-configuration", on(s.wellKnownMetadata))
+	s.router.Get("/.well-known/jwks.json", on(s.jwks))
+	s.router.Get(providerPrefix+"/authorize", on(s.limited("oauthAuthorize", limit{30, false}, s.oauthAuthorize)))
+	s.router.Post(providerPrefix+"/authorize/consent", on(s.limited("oauthConsent", limit{30, false}, s.oauthConsentAPI)))
+	s.router.Post(providerPrefix+"/token", on(s.limited("oauthToken", limit{60, false}, s.oauthToken)))
+	s.router.Post(providerPrefix+"/revoke", on(s.limited("oauthRevoke", limit{30, false}, s.oauthRevoke)))
+	s.router.Post(providerPrefix+"/introspect", on(s.limited("oauthIntrospect", limit{120, false}, s.oauthIntrospect)))
+	s.router.Get(providerPrefix+"/userinfo", on(s.oauthUserInfo))
+	s.router.Post(providerPrefix+"/userinfo", on(s.oauthUserInfo))
+	s.documentProtocol()
+
+	const tProvider = "OAuth provider"
+	register(s, endpoint{op: op("POST", providerPrefix+"/clients", "registerClient", "Register a client", tProvider, ok,
+		"Superusers. Form fields: client_name, redirect_uris (comma-separated; absolute, no fragment, https unless a loopback address), "+
+			"client_type (public, the default, or confidential), scopes (space-separated; default openid profile email), client_description, "+
+			"mcp_server_url. Confidential clients get a client_secret, shown once and stored as a SHA-256 digest."),
+		gate: superuser, provider: true}, s.registerClient)
+	register(s, endpoint{op: op("GET", providerPrefix+"/clients", "listClients", "List clients", tProvider, ok,
+		"Superusers. Active clients, newest first."), gate: superuser, provider: true}, s.listClients)
+	register(s, endpoint{op: op("DELETE", providerPrefix+"/clients/{client_id}", "deleteClient", "Delete a client", tProvider, http.StatusNoContent,
+		"Superusers. Deletes the client with its codes, tokens and consents."), gate: superuser, provider: true}, s.deleteClient)
+	register(s, endpoint{op: op("GET", providerPrefix+"/consents", "listConsents", "The caller's consents", tProvider, ok,
+		"Applications the caller has allowed, with the scopes granted."), gate: signedIn, provider: true}, s.listConsents)
+	register(s, endpoint{op: op("DELETE", providerPrefix+"/consents/{client_id}", "revokeConsent", "Revoke a consent", tProvider, http.StatusNoContent,
+		"Revokes the caller's tokens for the client (they stop working at once), then the consent; 404 when there was no consent."),
+		gate: signedIn, provider: true}, s.revokeConsent)
+
 	// Admin: organizations (reference §5.6).
 	const (
 		tAdmin        = "Admin"
@@ -245,4 +277,50 @@ func (s *server) adminUserRoutes() {
 		superOnly+"The session's access and refresh tokens stop working at once. Revoking a revoked session succeeds again. "+
 			"Unknown sessions and sessions of soft-deleted users: 404 'Session <id> not found'; an id that is not a UUID, 422."),
 		gate: admin}, s.adminRevokeSession)
+}
+
+// documentProtocol adds the protocol endpoints, served by plain handlers, to
+// the OpenAPI document.
+func (s *server) documentProtocol() {
+	form := func(fields ...string) *huma.RequestBody {
+		props := map[string]*huma.Schema{}
+		for _, f := range fields {
+			props[f] = &huma.Schema{Type: huma.TypeString}
+		}
+		return &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+			"application/x-www-form-urlencoded": {Schema: &huma.Schema{Type: huma.TypeObject, Properties: props}}}}
+	}
+	jsonResp := func(desc string) map[string]*huma.Response {
+		return map[string]*huma.Response{
+			"200": {Description: desc, Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Type: huma.TypeObject}}}},
+			"400": {Description: "RFC 6749 error: {error, error_description}"},
+			"401": {Description: "invalid_client (WWW-Authenticate: Basic)"},
+		}
+	}
+	redirect := map[string]*huma.Response{"302": {Description: "Redirect to the client (code or error, with state and iss), to the login page or to the consent page"},
+		"400": {Description: "Invalid client_id or redirect_uri: an error page, never a redirect"}}
+	const t = "OAuth provider"
+	ops := []*huma.Operation{
+		{Method: "GET", Path: "/.well-known/oauth-authorization-server", OperationID: "oauthMetadata", Summary: "Authorization server metadata (RFC 8414)", Tags: []string{t}, Responses: jsonResp("Metadata")},
+		{Method: "GET", Path: "/.well-known/openid-configuration", OperationID: "openidConfiguration", Summary: "OpenID Connect discovery", Tags: []string{t}, Responses: jsonResp("Metadata")},
+		{Method: "GET", Path: "/.well-known/jwks.json", OperationID: "jwks", Summary: "Public signing keys (JWKS)", Tags: []string{t}, Responses: jsonResp("JWK set")},
+		{Method: "GET", Path: providerPrefix + "/authorize", OperationID: "oauthAuthorize", Summary: "Authorization endpoint",
+			Description: "Query: response_type=code, client_id, redirect_uri, scope, state, code_challenge, code_challenge_method=S256, nonce, resource, prompt. PKCE S256 is required for public clients.", Tags: []string{t}, Responses: redirect},
+		{Method: "POST", Path: providerPrefix + "/authorize/consent", OperationID: "oauthConsent", Summary: "Submit consent (bearer user)",
+			Description: "Form: approved=true|false plus the authorization parameters. Answers 303 to the client; with Accept: application/json, {\"redirect_url\"}.",
+			Tags:        []string{t}, RequestBody: form("approved", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method", "nonce", "resource"),
+			Responses: map[string]*huma.Response{"303": {Description: "Redirect to the client"}}},
+		{Method: "POST", Path: providerPrefix + "/token", OperationID: "oauthToken", Summary: "Token endpoint (authorization_code, refresh_token)",
+			Description: "Client authentication (Basic or form) comes first. Codes are single use; a replayed code revokes its tokens. Refresh tokens rotate; a reused one revokes its family.",
+			Tags:        []string{t}, RequestBody: form("grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "resource", "client_id", "client_secret"), Responses: jsonResp("Tokens (Cache-Control: no-store)")},
+		{Method: "POST", Path: providerPrefix + "/revoke", OperationID: "oauthRevoke", Summary: "Token revocation (RFC 7009)",
+			Description: "Client authentication required; revokes the whole grant of the token.", Tags: []string{t}, RequestBody: form("token", "token_type_hint", "client_id", "client_secret"), Responses: jsonResp(`{"status": "ok"}`)},
+		{Method: "POST", Path: providerPrefix + "/introspect", OperationID: "oauthIntrospect", Summary: "Token introspection (RFC 7662)",
+			Description: "Confidential clients only.", Tags: []string{t}, RequestBody: form("token", "token_type_hint", "client_id", "client_secret"), Responses: jsonResp("Introspection")},
+		{Method: "GET", Path: providerPrefix + "/userinfo", OperationID: "oauthUserInfo", Summary: "OpenID Connect userinfo", Tags: []string{t}, Responses: jsonResp("Claims")},
+		{Method: "POST", Path: providerPrefix + "/userinfo", OperationID: "oauthUserInfoPost", Summary: "OpenID Connect userinfo (POST)", Tags: []string{t}, Responses: jsonResp("Claims")},
+	}
+	for _, o := range ops {
+		s.api.OpenAPI().AddOperation(o)
+	}
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/apperr"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/keys"
+	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-dev/gatehouse/internal/social"
@@ -35,6 +37,8 @@ type Deps struct {
 	Auth    *auth.Service
 	Orgs    *org.Service
 	Social  *social.Service
+	OAuth   *oauth.Service
+	Keys    *keys.Manager
 	Stats   *stats.Service
 	Limiter *ratelimit.Limiter
 	// Ping checks the database for /health.

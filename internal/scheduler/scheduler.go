@@ -78,6 +78,7 @@ type CleanupStore interface {
 	PurgeResetTokens(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeInvitations(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeOAuthStates(ctx context.Context, cutoff time.Time) (int, error)
+	PurgeProviderGrants(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 // SessionRetention is how long expired or revoked sessions are kept (for
@@ -98,6 +99,9 @@ func CleanupJobs(st CleanupStore) []Job {
 		}},
 		{Name: "purge-oauth-states", Run: func(ctx context.Context, now time.Time) (int, error) {
 			return st.PurgeOAuthStates(ctx, now)
+		}},
+		{Name: "purge-provider-grants", Run: func(ctx context.Context, now time.Time) (int, error) {
+			return st.PurgeProviderGrants(ctx, now.Add(-24*time.Hour))
 		}},
 	}
 }

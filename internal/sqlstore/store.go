@@ -27,6 +27,8 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/keys"
+	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/social"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
@@ -268,4 +270,6 @@ var (
 	_ auth.Store   = (*Store)(nil)
 	_ org.Store    = (*Store)(nil)
 	_ social.Store = (*Store)(nil)
+	_ oauth.Store  = (*Store)(nil)
+	_ keys.Store   = (*Store)(nil)
 )

@@ -1,0 +1,432 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/apperr"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/oauth"
+	"github.com/gatehouse-dev/gatehouse/internal/user"
+)
+
+// The OAuth 2.1 / OpenID Connect protocol endpoints (reference §6B). They
+// are plain net/http handlers because they speak the RFC wire formats
+// (RFC 6749, 7009, 7662; redirects for the authorization endpoint), not the
+// API's envelope.
+
+const providerPrefix = "/api/v1/oauth/provider"
+
+var errProviderDisabled = apperr.New(apperr.NotFound, apperr.CodeNotFound,
+	"OAuth provider mode is not enabled. Set OAUTH_PROVIDER_ENABLED=true")
+
+// providerOn wraps a protocol handler: 404 in the envelope when the
+// authorization server is off (checked before anything else, as the
+// reference does).
+func (s *server) providerOn(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.OAuth == nil || !s.Config.Provider.Enabled {
+			writeEnvelope(w, s.toEnvelope(r.Context(), errProviderDisabled))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeOAuthError writes an RFC 6749 §5.2 error body.
+func (s *server) writeOAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	var oe *oauth.Error
+	if !errors.As(err, &oe) {
+		var ae *apperr.Error
+		if errors.As(err, &ae) && ae.Kind == apperr.Unavailable {
+			oe = &oauth.Error{Code: "temporarily_unavailable", Description: ae.Message, Status: http.StatusServiceUnavailable}
+			w.Header().Set("Retry-After", "5")
+		} else {
+			s.logger.ErrorContext(r.Context(), "oauth endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
+			oe = &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: http.StatusInternalServerError}
+		}
+	}
+	if oe.Status == http.StatusUnauthorized && oe.Code == "invalid_client" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
+	}
+	noStore(w)
+	writeJSON(w, oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+}
+
+// readForm parses an application/x-www-form-urlencoded (or multipart) body
+// and refuses repeated parameters (RFC 6749 §3.1).
+func readForm(r *http.Request) (url.Values, error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var err error
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		err = r.ParseForm()
+	case "multipart/form-data":
+		err = r.ParseMultipartForm(1 << 20)
+	default:
+		return nil, &oauth.Error{Code: "invalid_request", Description: "The request body must be application/x-www-form-urlencoded", Status: 400}
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &oauth.Error{Code: "invalid_request", Description: "The request body is too large", Status: http.StatusRequestEntityTooLarge}
+		}
+		return nil, &oauth.Error{Code: "invalid_request", Description: "The request body is not a valid form", Status: 400}
+	}
+	form := r.PostForm
+	if r.MultipartForm != nil {
+		form = url.Values(r.MultipartForm.Value)
+	}
+	for k, vs := range form {
+		if len(vs) > 1 {
+			return nil, &oauth.Error{Code: "invalid_request", Description: "Parameter " + k + " is repeated", Status: 400}
+		}
+	}
+	return form, nil
+}
+
+// clientCredentials reads client authentication from the form and the
+// Basic header (RFC 6749 §2.3.1: both parts form-url-encoded).
+func clientCredentials(r *http.Request, form url.Values) oauth.ClientCredentials {
+	cr := oauth.ClientCredentials{ClientID: form.Get("client_id"), Secret: form.Get("client_secret")}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		return cr
+	}
+	if v, err := url.QueryUnescape(id); err == nil {
+		id = v
+	}
+	if v, err := url.QueryUnescape(secret); err == nil {
+		secret = v
+	}
+	cr.HasBasic = true
+	if cr.ClientID != "" && cr.ClientID != id {
+		cr.Conflict = true
+		return cr
+	}
+	cr.ClientID, cr.Secret = id, secret
+	return cr
+}
+
+// --- discovery -------------------------------------------------------------
+
+func (s *server) metadata() map[string]any {
+	iss := s.Config.Provider.Issuer
+	return map[string]any{
+		"issuer":                                        iss,
+		"authorization_endpoint":                        iss + providerPrefix + "/authorize",
+		"token_endpoint":                                iss + providerPrefix + "/token",
+		"revocation_endpoint":                           iss + providerPrefix + "/revoke",
+		"introspection_endpoint":                        iss + providerPrefix + "/introspect",
+		"userinfo_endpoint":                             iss + providerPrefix + "/userinfo",
+		"jwks_uri":                                      iss + "/.well-known/jwks.json",
+		"registration_endpoint":                         nil,
+		"scopes_supported":                              oauth.Scopes,
+		"response_types_supported":                      []string{"code"},
+		"response_modes_supported":                      []string{"query"},
+		"grant_types_supported":                         []string{"authorization_code", "refresh_token"},
+		"code_challenge_methods_supported":              []string{"S256"},
+		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"subject_types_supported":                       []string{"public"},
+		"id_token_signing_alg_values_supported":         []string{"RS256"},
+		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "email",
+			"email_verified", "name", "given_name", "family_name", "locale", "updated_at"},
+		"authorization_response_iss_parameter_supported": true,
+		"prompt_values_supported":                        []string{"none", "login", "consent"},
+	}
+}
+
+func (s *server) wellKnownMetadata(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, s.metadata())
+}
+
+func (s *server) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, s.Keys.JWKS(r.Context()))
+}
+
+// --- authorization endpoint ------------------------------------------------
+
+// authorizingUser is who is at the authorization endpoint: the bearer token
+// of an API client (the reference's frontend), or the browser session of the
+// built-in pages.
+func (s *server) authorizingUser(r *http.Request) (user.User, time.Time, bool) {
+	if raw, ok := auth.BearerToken(r.Header.Get("Authorization")); ok {
+		u, _, err := s.Auth.Authenticate(r.Context(), raw)
+		if err == nil {
+			return u, s.Now(), true
+		}
+	}
+	return s.browserUser(r)
+}
+
+func (s *server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
+	req := oauth.ParseAuthRequest(r.URL.Query())
+	c, err := s.OAuth.CheckAuthRequest(r.Context(), req)
+	if err != nil {
+		s.authorizeFailed(w, r, req, err)
+		return
+	}
+	u, authTime, ok := s.authorizingUser(r)
+	if !ok || req.Prompt == "login" {
+		if req.Prompt == "none" {
+			http.Redirect(w, r, s.OAuth.ErrorRedirect(req, &oauth.Error{Code: "login_required", Description: "The user is not logged in"}), http.StatusFound)
+			return
+		}
+		http.Redirect(w, r, s.loginURL(c), http.StatusFound)
+		return
+	}
+	need, err := s.OAuth.NeedsConsent(r.Context(), u.ID, c)
+	if err != nil {
+		s.authorizeFailed(w, r, req, err)
+		return
+	}
+	if need {
+		if req.Prompt == "none" {
+			http.Redirect(w, r, s.OAuth.ErrorRedirect(req, &oauth.Error{Code: "consent_required", Description: "The user has not consented"}), http.StatusFound)
+			return
+		}
+		http.Redirect(w, r, s.consentURL(c), http.StatusFound)
+		return
+	}
+	to, err := s.OAuth.Approve(r.Context(), u.ID, authTime, c, c.Scopes)
+	if err != nil {
+		s.authorizeFailed(w, r, req, err)
+		return
+	}
+	http.Redirect(w, r, to, http.StatusFound)
+}
+
+// authorizeFailed sends an error back to the client when its redirect URI
+// is trusted, and shows it to the user otherwise (never an open redirect).
+func (s *server) authorizeFailed(w http.ResponseWriter, r *http.Request, req oauth.AuthRequest, err error) {
+	var ae *oauth.AuthError
+	if errors.As(err, &ae) && ae.Redirect {
+		http.Redirect(w, r, s.OAuth.ErrorRedirect(req, ae.Err), http.StatusFound)
+		return
+	}
+	if !errors.As(err, &ae) {
+		var ue *apperr.Error
+		if errors.As(err, &ue) && ue.Kind == apperr.Unavailable {
+			writeEnvelope(w, s.toEnvelope(r.Context(), err))
+			return
+		}
+		s.logger.ErrorContext(r.Context(), "authorization endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
+		ae = &oauth.AuthError{Err: &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: 500}}
+	}
+	if wantsHTML(r) {
+		s.renderError(w, r, ae.Err.Status, ae.Err.Code, ae.Err.Description)
+		return
+	}
+	writeEnvelope(w, newEnvelope(ae.Err.Status, codeForStatus(ae.Err.Status), ae.Err.Code+": "+ae.Err.Description, ""))
+}
+
+// wantsHTML reports a browser navigation (Accept prefers HTML).
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// loginURL is where an anonymous user at the authorization endpoint logs in,
+// coming back to the same request afterwards (without prompt=login).
+func (s *server) loginURL(c oauth.Checked) string {
+	back := c.Req
+	back.Prompt = ""
+	authorize := providerPrefix + "/authorize?" + back.Values().Encode()
+	if s.Config.Provider.UI == "frontend" {
+		// The reference's frontend flow, with return_to encoded as one value (fix 27).
+		consent := "/auth/consent?" + s.frontendConsentValues(c, true).Encode()
+		return s.Config.FrontendURL + "/login?" + url.Values{"return_to": {consent}}.Encode()
+	}
+	return "/oauth/login?" + url.Values{"return_to": {authorize}}.Encode()
+}
+
+// consentURL is where a logged-in user without consent decides.
+func (s *server) consentURL(c oauth.Checked) string {
+	if s.Config.Provider.UI == "frontend" {
+		return s.Config.FrontendURL + "/auth/consent?" + s.frontendConsentValues(c, false).Encode()
+	}
+	v := c.Req.Values()
+	v.Set("scope", oauth.JoinScope(c.Scopes))
+	return "/oauth/consent?" + v.Encode()
+}
+
+// frontendConsentValues are the parameters the reference's frontend consent
+// page reads.
+func (s *server) frontendConsentValues(c oauth.Checked, marker bool) url.Values {
+	v := url.Values{"client_id": {c.Client.ClientID}, "redirect_uri": {c.Req.RedirectURI},
+		"scope": {oauth.JoinScope(c.Scopes)}, "state": {c.Req.State}, "code_challenge": {c.Req.CodeChallenge},
+		"code_challenge_method": {c.Req.CodeChallengeMethod}, "nonce": {c.Req.Nonce}}
+	if marker {
+		v.Set("oauth_authorize", "true")
+	} else {
+		v.Set("client_name", c.Client.Name)
+	}
+	if c.Req.Resource != "" {
+		v.Set("resource", c.Req.Resource)
+	}
+	return v
+}
+
+// oauthConsentAPI is the reference's consent submission: a form posted with
+// the user's bearer token. It answers 303 to the client (RFC 9700 §4.12),
+// or {"redirect_url"} to clients that accept only JSON.
+func (s *server) oauthConsentAPI(w http.ResponseWriter, r *http.Request) {
+	raw, ok := auth.BearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		s.writeAPIError(w, r, auth.ErrNotAuthenticated)
+		return
+	}
+	u, _, err := s.Auth.Authenticate(r.Context(), raw)
+	if err != nil {
+		s.writeAPIError(w, r, err)
+		return
+	}
+	form, err := readForm(r)
+	if err != nil {
+		s.writeAPIError(w, r, apperr.ValidationField("", err.Error()))
+		return
+	}
+	approved, okBool := parseApproved(form.Get("approved"))
+	if !okBool {
+		s.writeAPIError(w, r, apperr.ValidationField("approved", "Input should be a valid boolean"))
+		return
+	}
+	req := oauth.ParseAuthRequest(form)
+	req.ResponseType = "code"
+	c, err := s.OAuth.CheckAuthRequest(r.Context(), req)
+	if err != nil {
+		s.authorizeFailed(w, r, req, err)
+		return
+	}
+	var chosen []string
+	if form.Has("scope") {
+		chosen = oauth.ParseScope(form.Get("scope"))
+	}
+	to, err := s.OAuth.Decide(r.Context(), u.ID, s.Now(), c, approved, chosen)
+	if err != nil {
+		s.authorizeFailed(w, r, req, err)
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/json") && !wantsHTML(r) {
+		writeJSON(w, http.StatusOK, map[string]string{"redirect_url": to})
+		return
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+func parseApproved(v string) (bool, bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "1", "yes", "on":
+		return true, true
+	case "false", "0", "no", "off":
+		return false, true
+	}
+	return false, false
+}
+
+// writeAPIError writes an envelope error from a plain handler.
+func (s *server) writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
+	writeEnvelope(w, s.toEnvelope(r.Context(), err))
+}
+
+// --- token, revocation, introspection, userinfo ----------------------------
+
+func (s *server) oauthToken(w http.ResponseWriter, r *http.Request) {
+	form, err := readForm(r)
+	if err != nil {
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	resp, err := s.OAuth.Token(r.Context(), oauth.TokenRequest{
+		GrantType: form.Get("grant_type"), Code: form.Get("code"), RedirectURI: form.Get("redirect_uri"),
+		CodeVerifier: form.Get("code_verifier"), RefreshToken: form.Get("refresh_token"), Scope: form.Get("scope"),
+		Resource: form.Get("resource"), Client: clientCredentials(r, form), UserAgent: r.UserAgent(), IP: ClientIP(r.Context()),
+	})
+	if err != nil {
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	body := map[string]any{"access_token": resp.AccessToken, "token_type": resp.TokenType, "expires_in": resp.ExpiresIn,
+		"refresh_token": resp.RefreshToken, "scope": resp.Scope}
+	if resp.IDToken != "" {
+		body["id_token"] = resp.IDToken
+	}
+	noStore(w)
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *server) oauthRevoke(w http.ResponseWriter, r *http.Request) {
+	form, err := readForm(r)
+	if err != nil {
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	if err := s.OAuth.Revoke(r.Context(), clientCredentials(r, form), form.Get("token"), form.Get("token_type_hint")); err != nil {
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	noStore(w)
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) oauthIntrospect(w http.ResponseWriter, r *http.Request) {
+	form, err := readForm(r)
+	if err != nil {
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	out, err := s.OAuth.Introspect(r.Context(), clientCredentials(r, form), form.Get("token"), form.Get("token_type_hint"))
+	if err != nil {
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	noStore(w)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) oauthUserInfo(w http.ResponseWriter, r *http.Request) {
+	raw, ok := auth.BearerToken(r.Header.Get("Authorization"))
+	if !ok && r.Method == http.MethodPost {
+		if form, err := readForm(r); err == nil && form.Get("access_token") != "" {
+			raw, ok = form.Get("access_token"), true
+		}
+	}
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "Bearer token required"})
+		return
+	}
+	claims, err := s.OAuth.UserInfo(r.Context(), raw)
+	if err != nil {
+		var oe *oauth.Error
+		if errors.As(err, &oe) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="`+oe.Code+`", error_description="`+oe.Description+`"`)
+			noStore(w)
+			writeJSON(w, oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+			return
+		}
+		s.writeOAuthError(w, r, err)
+		return
+	}
+	noStore(w)
+	writeJSON(w, http.StatusOK, claims)
+}

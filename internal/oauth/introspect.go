@@ -1,0 +1,184 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/gatehouse-dev/gatehouse/internal/token"
+)
+
+// Revoke revokes a refresh or access token of the authenticated client
+// (RFC 7009): its whole family stops working. Unknown tokens are not an
+// error.
+func (s *Service) Revoke(ctx context.Context, cr ClientCredentials, raw, hint string) error {
+	c, err := s.Authenticate(ctx, cr)
+	if err != nil {
+		return err
+	}
+	if raw == "" {
+		return oerr("invalid_request", "token required")
+	}
+	rt, err := s.findToken(ctx, raw, hint)
+	if errors.Is(err, ErrUnknownRefresh) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rt.ClientID != c.ClientID {
+		return oerr("invalid_client", "The token was not issued to this client")
+	}
+	_, err = s.store.RevokeRefreshFamily(ctx, rt.FamilyID, s.now())
+	return err
+}
+
+// findToken returns the refresh-token row behind a refresh token or an
+// access token (whose jti names the row it was issued with).
+func (s *Service) findToken(ctx context.Context, raw, hint string) (RefreshToken, error) {
+	byRefresh := func() (RefreshToken, error) { return s.store.RefreshTokenByHash(ctx, token.HashSecret(raw)) }
+	byAccess := func() (RefreshToken, error) {
+		c, err := s.tokens.VerifyAccess(ctx, raw, false)
+		if err != nil {
+			return RefreshToken{}, ErrUnknownRefresh
+		}
+		return s.store.RefreshTokenByID(ctx, c.ID)
+	}
+	first, second := byRefresh, byAccess
+	if hint == "access_token" {
+		first, second = byAccess, byRefresh
+	}
+	rt, err := first()
+	if errors.Is(err, ErrUnknownRefresh) {
+		return second()
+	}
+	return rt, err
+}
+
+// Introspection is an RFC 7662 answer; every key is present, null when it
+// does not apply (reference §6B.9).
+type Introspection map[string]any
+
+func inactive() Introspection {
+	out := Introspection{"active": false}
+	for _, k := range []string{"scope", "client_id", "username", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss"} {
+		out[k] = nil
+	}
+	return out
+}
+
+// Introspect tells a confidential client whether a token is active (RFC
+// 7662). First-party tokens are never active here: they are signed with
+// another key.
+func (s *Service) Introspect(ctx context.Context, cr ClientCredentials, raw, hint string) (Introspection, error) {
+	c, err := s.Authenticate(ctx, cr)
+	if err != nil {
+		return nil, err
+	}
+	if c.Type != Confidential {
+		return nil, oerr("invalid_client", "Introspection requires a confidential client")
+	}
+	if raw == "" {
+		return nil, oerr("invalid_request", "token required")
+	}
+	now := s.Now()
+	if hint != "refresh_token" {
+		if out, ok := s.introspectAccess(ctx, raw); ok {
+			return out, nil
+		}
+	}
+	rt, err := s.store.RefreshTokenByHash(ctx, token.HashSecret(raw))
+	if errors.Is(err, ErrUnknownRefresh) {
+		if hint == "refresh_token" {
+			if out, ok := s.introspectAccess(ctx, raw); ok {
+				return out, nil
+			}
+		}
+		return inactive(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rt.RevokedAt != nil || rt.RotatedAt != nil || !now.Before(rt.ExpiresAt) {
+		return inactive(), nil
+	}
+	u, err := s.store.UserByID(ctx, rt.UserID)
+	if err != nil || !u.IsActive {
+		return inactive(), nil
+	}
+	out := inactive()
+	out["active"], out["scope"], out["client_id"], out["token_type"] = true, rt.Scope, rt.ClientID, "refresh_token"
+	out["exp"], out["iat"], out["sub"], out["username"], out["iss"] = rt.ExpiresAt.Unix(), rt.CreatedAt.Unix(), rt.UserID, u.Email, s.opts.Issuer
+	if rt.Resource != "" {
+		out["aud"] = rt.Resource
+	}
+	return out, nil
+}
+
+func (s *Service) introspectAccess(ctx context.Context, raw string) (Introspection, bool) {
+	claims, err := s.VerifyAccessToken(ctx, raw)
+	if err != nil {
+		return nil, false
+	}
+	out := inactive()
+	out["active"], out["scope"], out["client_id"], out["username"] = true, claims.Scope, claims.ClientID, claims.Email
+	out["token_type"], out["exp"], out["iat"], out["sub"], out["iss"] = "Bearer", claims.ExpiresAt.Unix(), claims.IssuedAt.Unix(), claims.Subject, claims.Issuer
+	if claims.NotBefore != nil {
+		out["nbf"] = claims.NotBefore.Unix()
+	}
+	if len(claims.Audience) == 1 {
+		out["aud"] = claims.Audience[0]
+	} else {
+		out["aud"] = []string(claims.Audience)
+	}
+	return out, true
+}
+
+// ErrTokenInactive is returned for access tokens that verify but whose grant
+// was revoked or whose user can no longer use them.
+var ErrTokenInactive = errors.New("token revoked or user inactive")
+
+// VerifyAccessToken verifies an access token of this server and checks
+// that its grant is still active and its user active: revocation takes
+// effect on the next request, on every instance.
+func (s *Service) VerifyAccessToken(ctx context.Context, raw string) (AccessClaims, error) {
+	c, err := s.tokens.VerifyAccess(ctx, raw, true)
+	if err != nil {
+		return AccessClaims{}, err
+	}
+	rt, err := s.store.RefreshTokenByID(ctx, c.ID)
+	if errors.Is(err, ErrUnknownRefresh) {
+		return AccessClaims{}, ErrTokenInactive
+	}
+	if err != nil {
+		return AccessClaims{}, err
+	}
+	if rt.RevokedAt != nil || rt.UserID != c.Subject {
+		return AccessClaims{}, ErrTokenInactive
+	}
+	u, err := s.store.UserByID(ctx, c.Subject)
+	if err != nil || !u.IsActive {
+		return AccessClaims{}, ErrTokenInactive
+	}
+	return c, nil
+}
+
+// UserInfo returns the OpenID Connect claims for an access token with the
+// openid scope.
+func (s *Service) UserInfo(ctx context.Context, raw string) (map[string]any, error) {
+	c, err := s.VerifyAccessToken(ctx, raw)
+	if err != nil {
+		return nil, &Error{Code: "invalid_token", Description: "The access token is invalid, expired or revoked", Status: 401, Err: err}
+	}
+	scopes := ParseScope(c.Scope)
+	if !slices.Contains(scopes, "openid") {
+		return nil, &Error{Code: "insufficient_scope", Description: "The access token lacks the openid scope", Status: 403}
+	}
+	u, err := s.store.UserByID(ctx, c.Subject)
+	if err != nil {
+		return nil, &Error{Code: "invalid_token", Description: "The access token's user is gone", Status: 401, Err: err}
+	}
+	out := userClaims(u, scopes)
+	out["sub"] = u.ID
+	return out, nil
+}

@@ -1,0 +1,107 @@
+package oauth
+
+import (
+	"net"
+	"net/url"
+	"strings"
+)
+
+// ValidateRedirectURI applies the registration rules: absolute, no
+// fragment, no user info, and HTTPS unless the host is a loopback address
+// (http://127.0.0.1, http://[::1], http://localhost; RFC 8252 §7.3).
+func ValidateRedirectURI(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || raw == "" || len(raw) > 2048:
+		return "is not a valid URL"
+	case !u.IsAbs() || u.Host == "":
+		return "must be an absolute URL"
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "must not contain a fragment"
+	case u.User != nil:
+		return "must not contain user information"
+	case u.Scheme == "https":
+		return ""
+	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+		return ""
+	case u.Scheme == "http":
+		return "must use https (http is allowed only for loopback addresses)"
+	}
+	return "must use https (or http on a loopback address)"
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// isLoopbackIP reports the loopback IP literals whose port may vary.
+func isLoopbackIP(h string) bool {
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// MatchRedirectURI reports whether requested equals a registered redirect
+// URI: exactly, or, for loopback IP literals (127.0.0.1, [::1]), exactly but
+// for the port, as RFC 8252 §7.3 allows native apps.
+func MatchRedirectURI(registered []string, requested string) bool {
+	for _, r := range registered {
+		if r == requested {
+			return true
+		}
+	}
+	q, err := url.Parse(requested)
+	if err != nil || q.Scheme != "http" || !isLoopbackIP(q.Hostname()) {
+		return false
+	}
+	for _, r := range registered {
+		u, err := url.Parse(r)
+		if err != nil || u.Scheme != "http" || !isLoopbackIP(u.Hostname()) {
+			continue
+		}
+		if u.Hostname() == q.Hostname() && u.EscapedPath() == q.EscapedPath() && u.RawQuery == q.RawQuery && u.User == nil && q.User == nil && q.Fragment == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// WithParams adds query parameters to a redirect URI, keeping its own
+// query (fix 27: the reference appended "?" blindly).
+func WithParams(raw string, params url.Values) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	q := u.Query()
+	for k, vs := range params {
+		for _, v := range vs {
+			if v != "" {
+				q.Add(k, v)
+			}
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// CanonicalResource canonicalises an RFC 8707 resource indicator: absolute,
+// no fragment, scheme and host lower-cased, no trailing slash on the path
+// (RFC 8707 §2, MCP). "" when invalid.
+func CanonicalResource(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || strings.Contains(raw, "#") || u.User != nil {
+		return ""
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	if (u.Scheme == "https" && strings.HasSuffix(u.Host, ":443")) || (u.Scheme == "http" && strings.HasSuffix(u.Host, ":80")) {
+		u.Host = u.Host[:strings.LastIndexByte(u.Host, ':')]
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u.String()
+}

@@ -1,0 +1,661 @@
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gatehouse-dev/gatehouse/internal/token"
+	"github.com/gatehouse-dev/gatehouse/internal/user"
+)
+
+// Store is what the authorization server needs from storage.
+type Store interface {
+	UserByID(ctx context.Context, id string) (user.User, error)
+
+	ClientByClientID(ctx context.Context, clientID string) (Client, error) // ErrUnknownClient
+	CreateClient(ctx context.Context, c Client) error
+	ActiveClients(ctx context.Context) ([]Client, error)
+	DeleteClient(ctx context.Context, clientID string) error
+	ReplaceClientSecretHash(ctx context.Context, clientID, oldHash, newHash string) error
+
+	CreateCode(ctx context.Context, c Code) error
+	CodeByHash(ctx context.Context, hash string) (Code, error) // ErrUnknownCode
+	// ConsumeCode marks the code used if it was not; false when it was.
+	ConsumeCode(ctx context.Context, id string, now time.Time) (bool, error)
+
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	RefreshTokenByHash(ctx context.Context, hash string) (RefreshToken, error) // ErrUnknownRefresh
+	RefreshTokenByID(ctx context.Context, id string) (RefreshToken, error)     // ErrUnknownRefresh
+	// RotateRefreshToken marks old rotated and stores next, atomically;
+	// false (and nothing stored) when old was already rotated or revoked.
+	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken, now time.Time) (bool, error)
+	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error)
+	RevokeCodeFamilies(ctx context.Context, codeID string, now time.Time) (int, error)
+	RevokeUserClientRefreshTokens(ctx context.Context, userID, clientID string, now time.Time) (int, error)
+	// FamilyActive reports whether a family has not been revoked.
+	FamilyActive(ctx context.Context, familyID string) (bool, error)
+
+	Consent(ctx context.Context, userID, clientID string) (Consent, error) // ErrNoConsent
+	SaveConsent(ctx context.Context, c Consent) error
+	ConsentsOfUser(ctx context.Context, userID string) ([]Consent, error)
+	DeleteConsent(ctx context.Context, userID, clientID string) error // ErrNoConsent
+}
+
+// Sentinel lookups of the store.
+var (
+	ErrUnknownClient  = errors.New("unknown client")
+	ErrUnknownCode    = errors.New("unknown authorization code")
+	ErrUnknownRefresh = errors.New("unknown refresh token")
+	ErrNoConsent      = errors.New("no consent")
+)
+
+// Options configure the Service.
+type Options struct {
+	Issuer            string
+	CodeTTL           time.Duration
+	DefaultAccessTTL  time.Duration
+	DefaultRefreshTTL time.Duration
+}
+
+// Service is the authorization server.
+type Service struct {
+	store  Store
+	tokens *TokenSigner
+	opts   Options
+	logger *slog.Logger
+	Now    func() time.Time
+}
+
+// NewService returns the authorization server.
+func NewService(store Store, tokens *TokenSigner, opts Options, logger *slog.Logger) *Service {
+	return &Service{store: store, tokens: tokens, opts: opts, logger: logger, Now: time.Now}
+}
+
+// Issuer is the issuer identifier (no trailing slash).
+func (s *Service) Issuer() string { return s.opts.Issuer }
+
+// Tokens gives access to token verification for resource servers.
+func (s *Service) Tokens() *TokenSigner { return s.tokens }
+
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+// --- authorization requests -------------------------------------------------
+
+// AuthRequest is an authorization request (reference §6B.3).
+type AuthRequest struct {
+	ResponseType        string
+	ClientID            string
+	RedirectURI         string
+	Scope               string
+	State               string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Nonce               string
+	Resource            string
+	Prompt              string
+}
+
+// ParseAuthRequest reads an authorization request from query or form
+// values.
+func ParseAuthRequest(v url.Values) AuthRequest {
+	return AuthRequest{ResponseType: v.Get("response_type"), ClientID: v.Get("client_id"), RedirectURI: v.Get("redirect_uri"),
+		Scope: v.Get("scope"), State: v.Get("state"), CodeChallenge: v.Get("code_challenge"),
+		CodeChallengeMethod: v.Get("code_challenge_method"), Nonce: v.Get("nonce"), Resource: v.Get("resource"), Prompt: v.Get("prompt")}
+}
+
+// Values is the inverse of ParseAuthRequest (for redirects to the login and
+// consent pages).
+func (r AuthRequest) Values() url.Values {
+	v := url.Values{}
+	for k, x := range map[string]string{"response_type": r.ResponseType, "client_id": r.ClientID, "redirect_uri": r.RedirectURI,
+		"scope": r.Scope, "state": r.State, "code_challenge": r.CodeChallenge, "code_challenge_method": r.CodeChallengeMethod,
+		"nonce": r.Nonce, "resource": r.Resource, "prompt": r.Prompt} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	return v
+}
+
+// AuthError is an error of the authorization endpoint. With Redirect set the
+// client and redirect URI were valid and the error goes back to the client
+// (RFC 6749 §4.1.2.1); otherwise the user sees an error page (no open
+// redirector).
+type AuthError struct {
+	Err      *Error
+	Redirect bool
+}
+
+func (e *AuthError) Error() string { return e.Err.Error() }
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// Checked is a validated authorization request.
+type Checked struct {
+	Req    AuthRequest
+	Client Client
+	Scopes []string // requested ∩ allowed (all allowed when none requested)
+}
+
+// CheckAuthRequest validates an authorization request: first the client and
+// redirect URI (errors shown to the user), then the rest (errors sent back
+// to the client).
+func (s *Service) CheckAuthRequest(ctx context.Context, r AuthRequest) (Checked, error) {
+	fatal := func(code, desc string) (Checked, error) { return Checked{}, &AuthError{Err: oerr(code, desc)} }
+	back := func(code, desc string) (Checked, error) {
+		return Checked{}, &AuthError{Err: oerr(code, desc), Redirect: true}
+	}
+	if r.ClientID == "" {
+		return fatal("invalid_request", "client_id required")
+	}
+	c, err := s.client(ctx, r.ClientID)
+	if errors.Is(err, ErrUnknownClient) {
+		return fatal("invalid_client", "Unknown client_id")
+	}
+	if err != nil {
+		return Checked{}, err
+	}
+	if len(c.RedirectURIs) == 0 {
+		return fatal("invalid_request", "Client has no registered redirect URIs")
+	}
+	if r.RedirectURI == "" || !MatchRedirectURI(c.RedirectURIs, r.RedirectURI) {
+		return fatal("invalid_request", "Invalid redirect_uri")
+	}
+	if r.ResponseType != "code" {
+		return back("unsupported_response_type", "response_type must be 'code'")
+	}
+	if r.CodeChallengeMethod != "" && r.CodeChallengeMethod != "S256" {
+		return back("invalid_request", "code_challenge_method must be 'S256' (plain is not supported)")
+	}
+	if r.CodeChallenge != "" && r.CodeChallengeMethod == "" {
+		return back("invalid_request", "code_challenge_method must be 'S256' (plain is not supported)")
+	}
+	if r.CodeChallenge != "" && !validChallenge(r.CodeChallenge) {
+		return back("invalid_request", "code_challenge must be the base64url SHA-256 of the code_verifier (43 characters)")
+	}
+	if c.Type == Public && r.CodeChallenge == "" {
+		return back("invalid_request", "PKCE with S256 is required for public clients")
+	}
+	if len(r.State) > 1024 || len(r.Nonce) > 512 {
+		return back("invalid_request", "state or nonce too long")
+	}
+	if r.Resource != "" && CanonicalResource(r.Resource) == "" {
+		return back("invalid_target", "resource must be an absolute URI without a fragment")
+	}
+	if r.Prompt != "" && !slices.Contains([]string{"none", "login", "consent"}, r.Prompt) {
+		return back("invalid_request", "prompt must be none, login or consent")
+	}
+	scopes := c.AllowedScopes
+	if strings.TrimSpace(r.Scope) != "" {
+		scopes = intersect(ParseScope(r.Scope), c.AllowedScopes)
+	}
+	if len(scopes) == 0 {
+		return back("invalid_scope", "None of the requested scopes are allowed for this client")
+	}
+	r.Resource = CanonicalResource(r.Resource)
+	return Checked{Req: r, Client: c, Scopes: ParseScope(JoinScope(scopes))}, nil
+}
+
+func validChallenge(c string) bool {
+	if len(c) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(c)
+	return err == nil
+}
+
+// ErrorRedirect is the URL sending an authorization error to the client,
+// with state and iss (RFC 9207).
+func (s *Service) ErrorRedirect(r AuthRequest, e *Error) string {
+	return WithParams(r.RedirectURI, url.Values{"error": {e.Code}, "error_description": {e.Description},
+		"state": {r.State}, "iss": {s.opts.Issuer}})
+}
+
+// NeedsConsent reports whether the user must (still) consent to the scopes.
+func (s *Service) NeedsConsent(ctx context.Context, userID string, c Checked) (bool, error) {
+	if c.Req.Prompt == "consent" {
+		return true, nil
+	}
+	consent, err := s.store.Consent(ctx, userID, c.Client.ClientID)
+	if errors.Is(err, ErrNoConsent) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !covers(consent.Scopes, c.Scopes), nil
+}
+
+// Approve issues an authorization code for scopes (a subset of c.Scopes)
+// and returns the redirect to the client.
+func (s *Service) Approve(ctx context.Context, userID string, authTime time.Time, c Checked, scopes []string) (string, error) {
+	code := token.RandomSecret()
+	now := s.now()
+	rec := Code{ID: user.NewID(), Hash: token.HashSecret(code), ClientID: c.Client.ClientID, UserID: userID,
+		RedirectURI: c.Req.RedirectURI, Scope: JoinScope(scopes), CodeChallenge: c.Req.CodeChallenge,
+		CodeChallengeMethod: c.Req.CodeChallengeMethod, Nonce: c.Req.Nonce, Resource: c.Req.Resource,
+		AuthTime: authTime.UTC().Truncate(time.Second), ExpiresAt: now.Add(s.opts.CodeTTL), CreatedAt: now}
+	if err := s.store.CreateCode(ctx, rec); err != nil {
+		return "", err
+	}
+	return WithParams(c.Req.RedirectURI, url.Values{"code": {code}, "state": {c.Req.State}, "iss": {s.opts.Issuer}}), nil
+}
+
+// Decide records the user's answer on the consent screen and returns where
+// to send the browser: the client with a code, or with access_denied or
+// invalid_scope. chosen narrows the scopes (nil keeps all requested).
+func (s *Service) Decide(ctx context.Context, userID string, authTime time.Time, c Checked, approved bool, chosen []string) (string, error) {
+	if !approved {
+		return s.ErrorRedirect(c.Req, oerr("access_denied", "User denied authorization")), nil
+	}
+	scopes := c.Scopes
+	if chosen != nil {
+		scopes = intersect(chosen, c.Scopes)
+	}
+	if len(scopes) == 0 {
+		return s.ErrorRedirect(c.Req, oerr("invalid_scope", "None of the requested scopes are allowed for this client")), nil
+	}
+	now := s.now()
+	prev, err := s.store.Consent(ctx, userID, c.Client.ClientID)
+	switch {
+	case errors.Is(err, ErrNoConsent):
+		prev = Consent{UserID: userID, ClientID: c.Client.ClientID, CreatedAt: now}
+	case err != nil:
+		return "", err
+	}
+	prev.Scopes = ParseScope(JoinScope(append(prev.Scopes, scopes...)))
+	prev.UpdatedAt = now
+	if err := s.store.SaveConsent(ctx, prev); err != nil {
+		return "", err
+	}
+	return s.Approve(ctx, userID, authTime, c, scopes)
+}
+
+// --- clients ---------------------------------------------------------------
+
+// client returns an active client.
+func (s *Service) client(ctx context.Context, clientID string) (Client, error) {
+	if len(clientID) > 2048 {
+		return Client{}, ErrUnknownClient
+	}
+	c, err := s.store.ClientByClientID(ctx, clientID)
+	if err != nil {
+		return Client{}, err
+	}
+	if !c.IsActive {
+		return Client{}, ErrUnknownClient
+	}
+	return c, nil
+}
+
+// ClientCredentials are what a request presented to authenticate a client.
+type ClientCredentials struct {
+	ClientID string
+	Secret   string
+	HasBasic bool
+	// Conflict is set when the Basic header and the form name different
+	// clients.
+	Conflict bool
+}
+
+// Authenticate checks client credentials (fix 25: before any code or token
+// is looked at). Public clients present only their id.
+func (s *Service) Authenticate(ctx context.Context, cr ClientCredentials) (Client, error) {
+	if cr.Conflict {
+		return Client{}, oerr("invalid_request", "Client credentials in the Authorization header and the form disagree")
+	}
+	if cr.ClientID == "" {
+		return Client{}, oerr("invalid_client", "client_id required")
+	}
+	c, err := s.client(ctx, cr.ClientID)
+	if errors.Is(err, ErrUnknownClient) {
+		return Client{}, oerr("invalid_client", "Unknown client_id")
+	}
+	if err != nil {
+		return Client{}, err
+	}
+	switch {
+	case c.Type == Confidential && cr.Secret == "":
+		return Client{}, oerr("invalid_client", "Client secret required for confidential clients")
+	case c.Type == Public && cr.Secret != "":
+		return Client{}, oerr("invalid_client", "Client not configured with secret")
+	case c.Type == Confidential:
+		if err := s.checkSecret(ctx, c, cr.Secret); err != nil {
+			return Client{}, err
+		}
+	}
+	return c, nil
+}
+
+// --- token endpoint --------------------------------------------------------
+
+// TokenRequest is a token request (form fields of §6B.6).
+type TokenRequest struct {
+	GrantType    string
+	Code         string
+	RedirectURI  string
+	CodeVerifier string
+	RefreshToken string
+	Scope        string
+	Resource     string
+	Client       ClientCredentials
+	UserAgent    string
+	IP           string
+}
+
+// TokenResponse is the token endpoint's answer.
+type TokenResponse struct {
+	AccessToken  string
+	TokenType    string
+	ExpiresIn    int
+	RefreshToken string
+	Scope        string
+	IDToken      string
+}
+
+// Token handles the token endpoint.
+func (s *Service) Token(ctx context.Context, r TokenRequest) (TokenResponse, error) {
+	switch r.GrantType {
+	case "authorization_code":
+		return s.exchangeCode(ctx, r)
+	case "refresh_token":
+		return s.refresh(ctx, r)
+	case "":
+		return TokenResponse{}, oerr("invalid_request", "grant_type required")
+	}
+	return TokenResponse{}, oerr("unsupported_grant_type", "Must be authorization_code or refresh_token")
+}
+
+func (s *Service) exchangeCode(ctx context.Context, r TokenRequest) (TokenResponse, error) {
+	if r.Code == "" {
+		return TokenResponse{}, oerr("invalid_request", "code required")
+	}
+	if r.RedirectURI == "" {
+		return TokenResponse{}, oerr("invalid_request", "redirect_uri required")
+	}
+	c, err := s.Authenticate(ctx, r.Client)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	code, err := s.store.CodeByHash(ctx, token.HashSecret(r.Code))
+	if errors.Is(err, ErrUnknownCode) {
+		return TokenResponse{}, oerr("invalid_grant", "Invalid authorization code")
+	}
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	now := s.now()
+	switch {
+	case code.ClientID != c.ClientID:
+		return TokenResponse{}, oerr("invalid_grant", "Authorization code was not issued to this client")
+	case code.UsedAt != nil:
+		return TokenResponse{}, s.codeReplayed(ctx, code, now)
+	case !now.Before(code.ExpiresAt):
+		return TokenResponse{}, oerr("invalid_grant", "Authorization code has expired")
+	case code.RedirectURI != r.RedirectURI:
+		return TokenResponse{}, oerr("invalid_grant", "redirect_uri mismatch")
+	}
+	if err := checkPKCE(c, code, r.CodeVerifier); err != nil {
+		return TokenResponse{}, err
+	}
+	if r.Resource != "" && CanonicalResource(r.Resource) != code.Resource {
+		return TokenResponse{}, oerr("invalid_target", "resource must be the one of the authorization request")
+	}
+	u, err := s.activeUser(ctx, code.UserID)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	ok, err := s.store.ConsumeCode(ctx, code.ID, now)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	if !ok { // a concurrent redemption won: this one is a replay
+		return TokenResponse{}, s.codeReplayed(ctx, code, now)
+	}
+	codeID := code.ID
+	return s.issue(ctx, issuance{client: c, user: u, scope: ParseScope(code.Scope), resource: code.Resource, nonce: code.Nonce,
+		authTime: code.AuthTime, familyID: user.NewID(), codeID: &codeID, userAgent: r.UserAgent, ip: r.IP})
+}
+
+// codeReplayed revokes every token issued from a code presented twice
+// (RFC 6749 §4.1.2, RFC 9700 §4.5).
+func (s *Service) codeReplayed(ctx context.Context, code Code, now time.Time) error {
+	n, err := s.store.RevokeCodeFamilies(ctx, code.ID, now)
+	if err != nil {
+		return err
+	}
+	s.logger.WarnContext(ctx, "security: authorization code replayed; tokens issued from it revoked",
+		"client_id", code.ClientID, "user_id", code.UserID, "revoked", n)
+	return oerr("invalid_grant", "Authorization code has already been used")
+}
+
+// checkPKCE enforces RFC 7636 with S256, and refuses a verifier sent for a
+// code that had no challenge (PKCE downgrade, RFC 9700 §4.8).
+func checkPKCE(c Client, code Code, verifier string) error {
+	if code.CodeChallenge == "" {
+		if c.Type == Public {
+			return oerr("invalid_grant", "PKCE required for public clients")
+		}
+		if verifier != "" {
+			return oerr("invalid_grant", "code_verifier sent but the authorization request had no code_challenge")
+		}
+		return nil
+	}
+	if verifier == "" {
+		return oerr("invalid_grant", "code_verifier required")
+	}
+	if code.CodeChallengeMethod != "S256" || len(verifier) < 43 || len(verifier) > 128 {
+		return oerr("invalid_grant", "Invalid code_verifier")
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(code.CodeChallenge)) != 1 {
+		return oerr("invalid_grant", "Invalid code_verifier")
+	}
+	return nil
+}
+
+func (s *Service) activeUser(ctx context.Context, id string) (user.User, error) {
+	u, err := s.store.UserByID(ctx, id)
+	if errors.Is(err, user.ErrNotFound) || (err == nil && !u.IsActive) {
+		return user.User{}, oerr("invalid_grant", "User not found or inactive")
+	}
+	return u, err
+}
+
+func (s *Service) refresh(ctx context.Context, r TokenRequest) (TokenResponse, error) {
+	if r.RefreshToken == "" {
+		return TokenResponse{}, oerr("invalid_request", "refresh_token required")
+	}
+	c, err := s.Authenticate(ctx, r.Client)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	old, err := s.store.RefreshTokenByHash(ctx, token.HashSecret(r.RefreshToken))
+	if errors.Is(err, ErrUnknownRefresh) {
+		return TokenResponse{}, oerr("invalid_grant", "Invalid refresh token")
+	}
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	now := s.now()
+	switch {
+	case old.ClientID != c.ClientID:
+		return TokenResponse{}, oerr("invalid_grant", "Refresh token was not issued to this client")
+	case old.RevokedAt != nil:
+		return TokenResponse{}, oerr("invalid_grant", "Refresh token has been revoked")
+	case old.RotatedAt != nil:
+		return TokenResponse{}, s.refreshReused(ctx, old, now)
+	case !now.Before(old.ExpiresAt):
+		return TokenResponse{}, oerr("invalid_grant", "Refresh token has expired")
+	}
+	scope := ParseScope(old.Scope)
+	if strings.TrimSpace(r.Scope) != "" {
+		want := ParseScope(r.Scope)
+		if !covers(scope, want) {
+			return TokenResponse{}, oerr("invalid_scope", "Cannot expand scope on refresh")
+		}
+		scope = want
+	}
+	resource := old.Resource
+	if r.Resource != "" {
+		if res := CanonicalResource(r.Resource); res == "" || res != old.Resource {
+			return TokenResponse{}, oerr("invalid_target", "A refresh cannot change the resource of the grant")
+		}
+	}
+	u, err := s.activeUser(ctx, old.UserID)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	ua, ip := r.UserAgent, r.IP
+	if ua == "" && old.DeviceInfo != nil {
+		ua = *old.DeviceInfo
+	}
+	if ip == "" && old.IPAddress != nil {
+		ip = *old.IPAddress
+	}
+	return s.issue(ctx, issuance{client: c, user: u, scope: scope, resource: resource, authTime: old.AuthTime,
+		familyID: old.FamilyID, codeID: old.CodeID, rotates: &old, userAgent: ua, ip: ip})
+}
+
+// refreshReused revokes the family of a rotated refresh token presented
+// again (RFC 9700 §4.14).
+func (s *Service) refreshReused(ctx context.Context, t RefreshToken, now time.Time) error {
+	n, err := s.store.RevokeRefreshFamily(ctx, t.FamilyID, now)
+	if err != nil {
+		return err
+	}
+	s.logger.WarnContext(ctx, "security: refresh token reused; its token family revoked",
+		"client_id", t.ClientID, "user_id", t.UserID, "family_id", t.FamilyID, "revoked", n)
+	return oerr("invalid_grant", "Refresh token has already been used; all tokens of this grant have been revoked")
+}
+
+type issuance struct {
+	client    Client
+	user      user.User
+	scope     []string
+	resource  string
+	nonce     string
+	authTime  time.Time
+	familyID  string
+	codeID    *string
+	rotates   *RefreshToken // the token this issuance replaces, for refreshes
+	userAgent string
+	ip        string
+}
+
+// issue mints an access token, a refresh token (stored hashed, in the
+// family) and, with openid, an ID token.
+func (s *Service) issue(ctx context.Context, in issuance) (TokenResponse, error) {
+	now := s.now()
+	secret := token.RandomSecret()
+	rt := RefreshToken{ID: user.NewID(), Hash: token.HashSecret(secret), FamilyID: in.familyID, CodeID: in.codeID,
+		ClientID: in.client.ClientID, UserID: in.user.ID, Scope: JoinScope(in.scope), Resource: in.resource,
+		AuthTime: in.authTime, ExpiresAt: now.Add(in.client.RefreshTokenTTL), CreatedAt: now,
+		DeviceInfo: nonEmpty(truncate(in.userAgent, 500)), IPAddress: nonEmpty(truncate(in.ip, 45))}
+	if in.rotates != nil {
+		ok, err := s.store.RotateRefreshToken(ctx, in.rotates.ID, rt, now)
+		if err != nil {
+			return TokenResponse{}, err
+		}
+		if !ok { // a concurrent refresh with the same token won
+			return TokenResponse{}, s.refreshReused(ctx, *in.rotates, now)
+		}
+	} else if err := s.store.CreateRefreshToken(ctx, rt); err != nil {
+		return TokenResponse{}, err
+	}
+	aud := in.resource
+	if aud == "" {
+		aud = in.client.ClientID
+	}
+	exp := now.Add(in.client.AccessTokenTTL).Truncate(time.Second)
+	ac := AccessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: in.user.ID, Audience: jwt.ClaimStrings{aud},
+			ExpiresAt: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(now.Truncate(time.Second)),
+			NotBefore: jwt.NewNumericDate(now.Truncate(time.Second)), ID: rt.ID},
+		Scope: JoinScope(in.scope), ClientID: in.client.ClientID, Email: in.user.Email, Name: displayName(in.user),
+		Nonce: in.nonce, AuthTime: in.authTime.Unix(),
+	}
+	access, err := s.tokens.Access(ctx, ac)
+	if err != nil {
+		return TokenResponse{}, fmt.Errorf("sign access token: %w", err)
+	}
+	out := TokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int(in.client.AccessTokenTTL.Seconds()),
+		RefreshToken: secret, Scope: JoinScope(in.scope)}
+	if slices.Contains(in.scope, "openid") {
+		claims := jwt.MapClaims{"sub": in.user.ID, "aud": in.client.ClientID, "azp": in.client.ClientID,
+			"exp": exp.Unix(), "iat": now.Unix(), "auth_time": in.authTime.Unix(), "at_hash": atHash(access)}
+		if in.nonce != "" {
+			claims["nonce"] = in.nonce
+		}
+		for k, v := range userClaims(in.user, in.scope) {
+			claims[k] = v
+		}
+		if out.IDToken, err = s.tokens.IDToken(ctx, claims); err != nil {
+			return TokenResponse{}, fmt.Errorf("sign ID token: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func displayName(u user.User) string {
+	n := strings.TrimSpace(u.FirstName + " " + deref(u.LastName))
+	if n == "" {
+		return u.Email
+	}
+	return n
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// userClaims are the OpenID Connect claims of a user for scopes.
+func userClaims(u user.User, scopes []string) map[string]any {
+	c := map[string]any{}
+	if slices.Contains(scopes, "email") {
+		c["email"] = u.Email
+		c["email_verified"] = false
+	}
+	if slices.Contains(scopes, "profile") {
+		c["name"] = displayName(u)
+		c["given_name"] = u.FirstName
+		if u.LastName != nil {
+			c["family_name"] = *u.LastName
+		}
+		if u.Locale != nil {
+			c["locale"] = *u.Locale
+		}
+		c["updated_at"] = u.UpdatedAt.Unix()
+	}
+	return c
+}
