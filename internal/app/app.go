@@ -5,6 +5,8 @@ package app
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -69,7 +71,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 	users := user.NewService(st, hasher, cfg.DemoMode)
 	authSvc := auth.NewService(st, signer, hasher, users, queue, throttle, logger, auth.Options{
 		ProjectName: cfg.ProjectName, FrontendURL: cfg.FrontendURL, PasswordResetPath: cfg.PasswordResetPath,
-		ResetTokenTTL: cfg.Auth.ResetTokenTTL,
+		ResetTokenTTL: cfg.Auth.ResetTokenTTL, BrowserSessionTTL: cfg.Provider.BrowserSessionTTL,
 	})
 	orgs := org.NewService(st, queue, org.Options{ProjectName: cfg.ProjectName, FrontendURL: cfg.FrontendURL,
 		AcceptPath: cfg.InvitationAcceptPath, InvitationTTL: cfg.InvitationTTL})
@@ -78,6 +80,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		return nil, err
 	}
 	socialSvc := social.NewService(cfg.Social, st, authSvc, tokenBox)
+	if cfg.Provider.Enabled {
+		// The built-in login page starts social logins that come back to
+		// Gatehouse itself (contract §4.2).
+		socialSvc.AllowCallbacksUnder(cfg.Provider.Issuer + httpapi.SocialCallbackPath)
+	}
+	pagesKey, err := hkdf.Key(sha256.New, []byte(secret), nil, "gatehouse builtin pages v1", 32)
+	if err != nil {
+		return nil, err
+	}
 	keyBox, err := seal.New(secret, "signing-keys")
 	if err != nil {
 		return nil, err
@@ -93,7 +104,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		DefaultAccessTTL: cfg.Provider.AccessTokenTTL, DefaultRefreshTTL: cfg.Provider.RefreshTokenTTL,
 	}, logger)
 	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
-		Social: socialSvc, OAuth: oauthSvc, Keys: km, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping})
+		Social: socialSvc, OAuth: oauthSvc, Keys: km, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping,
+		PagesKey: pagesKey})
 	sched := scheduler.New(logger, 2, scheduler.CleanupJobs(st)...)
 	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,
 		Social: socialSvc, OAuth: oauthSvc, Keys: km, Mail: queue, Handler: handler, Scheduler: sched}, nil

@@ -14,8 +14,12 @@ import (
 
 // Session is one logged-in device (a row of user_sessions).
 type Session struct {
-	ID              string
-	UserID          string
+	ID     string
+	UserID string
+	// Kind is KindAPI for token sessions (RefreshHash is the SHA-256 of the
+	// refresh token's jti) and KindBrowser for the built-in pages' cookie
+	// (RefreshHash is the SHA-256 of the cookie's value).
+	Kind            string
 	RefreshHash     string
 	DeviceName      *string
 	DeviceID        *string
@@ -29,6 +33,12 @@ type Session struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 }
+
+// Session kinds (user_sessions.kind).
+const (
+	KindAPI     = "api"
+	KindBrowser = "browser"
+)
 
 // ResetToken is a pending password reset; only its hash is stored.
 type ResetToken struct {

@@ -22,6 +22,9 @@ type Options struct {
 	FrontendURL       string // base of the reset link
 	PasswordResetPath string
 	ResetTokenTTL     time.Duration
+	// BrowserSessionTTL is the lifetime of a browser session (the built-in
+	// pages' cookie, OAUTH_BROWSER_SESSION_HOURS).
+	BrowserSessionTTL time.Duration
 }
 
 // Service implements first-party authentication.
@@ -48,47 +51,59 @@ func NewService(store Store, signer *token.Signer, hasher *password.Hasher, user
 // emails, deleted users and accounts without a password all answer like a
 // wrong password, after the same hashing work (fixes 3, 12, 34).
 func (s *Service) Login(ctx context.Context, email, pw string, dev Device) (Tokens, error) {
+	u, err := s.checkPassword(ctx, email, pw)
+	if err != nil {
+		return Tokens{}, err
+	}
+	return s.openSession(ctx, u, dev)
+}
+
+// checkPassword applies the rules of every password login (API and
+// browser): the per-account throttle, the same hashing work for unknown
+// accounts, inactive accounts refused after the password matched, and the
+// upgrade of outdated hashes.
+func (s *Service) checkPassword(ctx context.Context, email, pw string) (user.User, error) {
 	key := strings.ToLower(strings.TrimSpace(email))
 	if strings.ContainsRune(key, 0) || !utf8.ValidString(key) || len(key) > user.MaxEmailLength {
 		// Cannot name an account (the form login does not validate emails):
 		// answer like an unknown email, after the same work.
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
-			return Tokens{}, err
+			return user.User{}, err
 		}
-		return Tokens{}, ErrInvalidCredentials
+		return user.User{}, ErrInvalidCredentials
 	}
 	if wait, blocked := s.throttle.Blocked(ctx, key); blocked {
 		e := ErrTooManyAttempts.WithMessage("%s", ErrTooManyAttempts.Message)
 		e.RetryAfter = int(wait.Seconds() + 0.999)
-		return Tokens{}, e
+		return user.User{}, e
 	}
 	u, err := s.store.UserByEmail(ctx, key)
 	if errors.Is(err, user.ErrNotFound) {
 		if err := s.hasher.VerifyDummy(ctx, pw); err != nil {
-			return Tokens{}, err
+			return user.User{}, err
 		}
 		s.throttle.Fail(ctx, key)
-		return Tokens{}, ErrInvalidCredentials
+		return user.User{}, ErrInvalidCredentials
 	}
 	if err != nil {
-		return Tokens{}, fmt.Errorf("login: %w", err)
+		return user.User{}, fmt.Errorf("login: %w", err)
 	}
 	rehash, err := s.hasher.Verify(ctx, u.PasswordHash, pw)
 	if errors.Is(err, password.ErrMismatch) {
 		s.throttle.Fail(ctx, key)
-		return Tokens{}, ErrInvalidCredentials
+		return user.User{}, ErrInvalidCredentials
 	}
 	if err != nil {
-		return Tokens{}, fmt.Errorf("login: %w", err)
+		return user.User{}, fmt.Errorf("login: %w", err)
 	}
 	s.throttle.Reset(ctx, key)
 	if !u.IsActive {
-		return Tokens{}, ErrAccountInactive
+		return user.User{}, ErrAccountInactive
 	}
 	if rehash {
 		s.upgradeHash(ctx, u, pw)
 	}
-	return s.openSession(ctx, u, dev)
+	return u, nil
 }
 
 // upgradeHash replaces a hash made with old settings. Failure only delays
@@ -117,7 +132,7 @@ func (s *Service) openSession(ctx context.Context, u user.User, dev Device) (Tok
 		return Tokens{}, fmt.Errorf("issue refresh token: %w", err)
 	}
 	sess := Session{
-		ID: sid, UserID: u.ID, RefreshHash: token.HashSecret(jti),
+		ID: sid, UserID: u.ID, Kind: KindAPI, RefreshHash: token.HashSecret(jti),
 		DeviceName: nullable(truncate(DeviceName(dev.UserAgent, dev.Fallback), maxDeviceName)),
 		DeviceID:   nullable(truncate(dev.DeviceID, maxDeviceID)),
 		IPAddress:  nullable(truncate(dev.IP, maxIP)),
@@ -159,7 +174,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, fmt.Errorf("refresh: %w", err)
 	}
-	if sess.UserID != c.Subject || u.DeletedAt != nil || !u.IsActive {
+	if sess.UserID != c.Subject || sess.Kind == KindBrowser || u.DeletedAt != nil || !u.IsActive {
 		return Tokens{}, ErrRefreshInvalid
 	}
 	oldHash := token.HashSecret(c.ID)
@@ -199,7 +214,8 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (user.User, user
 		return user.User{}, user.Actor{}, fmt.Errorf("authenticate: %w", err)
 	}
 	switch {
-	case sess.UserID != c.Subject, u.DeletedAt != nil:
+	case sess.UserID != c.Subject, sess.Kind == KindBrowser, u.DeletedAt != nil:
+		// A browser session (the pages' cookie) never backs a bearer token.
 		return user.User{}, user.Actor{}, ErrInvalidToken
 	case !u.IsActive:
 		return user.User{}, user.Actor{}, ErrInactiveUser

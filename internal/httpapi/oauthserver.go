@@ -219,9 +219,13 @@ func (s *server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 // authorizeFailed sends an error back to the client when its redirect URI
 // is trusted, and shows it to the user otherwise (never an open redirect).
 func (s *server) authorizeFailed(w http.ResponseWriter, r *http.Request, req oauth.AuthRequest, err error) {
+	status := http.StatusFound
+	if r.Method == http.MethodPost {
+		status = http.StatusSeeOther // never 307 after a POST (RFC 9700 §4.12)
+	}
 	var ae *oauth.AuthError
 	if errors.As(err, &ae) && ae.Redirect {
-		http.Redirect(w, r, s.OAuth.ErrorRedirect(req, ae.Err), http.StatusFound)
+		http.Redirect(w, r, s.OAuth.ErrorRedirect(req, ae.Err), status)
 		return
 	}
 	if !errors.As(err, &ae) {

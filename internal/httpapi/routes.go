@@ -170,6 +170,22 @@ func (s *server) routes() {
 	s.router.Post(providerPrefix+"/userinfo", on(s.oauthUserInfo))
 	s.documentProtocol()
 
+	// Built-in pages (contract §4.2): HTML for browsers, not API, so they
+	// are not in the OpenAPI document (pages.go). Login, logout, consent
+	// and the social-login pages belong to the authorization server (404
+	// when it is off); the stylesheet and the password-reset page serve
+	// every deployment without a frontend of its own.
+	s.router.Get(pageCSSPath, s.pageCSS)
+	s.router.Get(pageLoginPath, on(s.loginPage))
+	s.router.Post(pageLoginPath, on(s.loginSubmit))
+	s.router.Post(pageLogoutPath, on(s.logoutSubmit))
+	s.router.Get(pageConsentPath, on(s.consentPage))
+	s.router.Post(pageConsentPath, on(s.consentSubmit))
+	s.router.Get(pageSocialPath+"{provider}", on(s.socialStart))
+	s.router.Get(SocialCallbackPath+"{provider}", on(s.socialFinish))
+	s.router.Get(pageResetPath, s.resetPage)
+	s.router.Post(pageResetPath, s.resetSubmit)
+
 	const tProvider = "OAuth provider"
 	register(s, endpoint{op: op("POST", providerPrefix+"/clients", "registerClient", "Register a client", tProvider, ok,
 		"Superusers. Form fields: client_name, redirect_uris (comma-separated; absolute, no fragment, https unless a loopback address), "+

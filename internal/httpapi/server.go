@@ -6,6 +6,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -44,6 +45,10 @@ type Deps struct {
 	// Ping checks the database for /health.
 	Ping func(ctx context.Context) error
 	Now  func() time.Time
+	// PagesKey (32 bytes derived from SECRET_KEY) keys the built-in pages'
+	// CSRF tokens and signed cookies; every instance must share it. A
+	// random per-process key is used when it is empty.
+	PagesKey []byte
 }
 
 // installHumaError guards the one process-wide hook of the huma library.
@@ -71,6 +76,10 @@ func OpenAPI(d Deps) *huma.OpenAPI {
 func newServer(d Deps) *server {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if len(d.PagesKey) == 0 {
+		d.PagesKey = make([]byte, 32)
+		_, _ = rand.Read(d.PagesKey)
 	}
 	s := &server{Deps: d, logger: d.Logger, production: d.Config.Production()}
 	// huma builds its own errors through a package-level hook. Ours depends

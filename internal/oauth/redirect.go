@@ -14,7 +14,7 @@ func ValidateRedirectURI(raw string) string {
 	switch {
 	case err != nil || raw == "" || len(raw) > 2048:
 		return "is not a valid URL"
-	case !u.IsAbs() || u.Host == "":
+	case !u.IsAbs() || !hasHost(u):
 		return "must be an absolute URL"
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return "must not contain a fragment"
@@ -28,6 +28,13 @@ func ValidateRedirectURI(raw string) string {
 		return "must use https (http is allowed only for loopback addresses)"
 	}
 	return "must use https (or http on a loopback address)"
+}
+
+// hasHost reports a real host: url.Parse accepts "https://:443/cb" (a port
+// without a host) and "https://::/cb" (host ":").
+func hasHost(u *url.URL) bool {
+	h := u.Hostname()
+	return h != "" && (!strings.Contains(h, ":") || strings.HasPrefix(u.Host, "["))
 }
 
 func isLoopbackHost(h string) bool {
@@ -54,7 +61,9 @@ func MatchRedirectURI(registered []string, requested string) bool {
 		}
 	}
 	q, err := url.Parse(requested)
-	if err != nil || q.Scheme != "http" || !isLoopbackIP(q.Hostname()) {
+	// An empty fragment ("…/cb#") parses with Fragment == "" but is still a
+	// fragment, which a redirect URI must not have.
+	if err != nil || q.Scheme != "http" || !isLoopbackIP(q.Hostname()) || strings.Contains(requested, "#") {
 		return false
 	}
 	for _, r := range registered {
@@ -76,15 +85,21 @@ func WithParams(raw string, params url.Values) string {
 	if err != nil {
 		return raw
 	}
-	q := u.Query()
+	add := url.Values{}
 	for k, vs := range params {
 		for _, v := range vs {
 			if v != "" {
-				q.Add(k, v)
+				add.Add(k, v)
 			}
 		}
 	}
-	u.RawQuery = q.Encode()
+	if e := add.Encode(); e != "" {
+		if u.RawQuery != "" {
+			u.RawQuery += "&" + e
+		} else {
+			u.RawQuery = e
+		}
+	}
 	return u.String()
 }
 
@@ -93,15 +108,21 @@ func WithParams(raw string, params url.Values) string {
 // (RFC 8707 §2, MCP). "" when invalid.
 func CanonicalResource(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || strings.Contains(raw, "#") || u.User != nil {
+	if err != nil || !u.IsAbs() || !hasHost(u) || u.Fragment != "" || strings.Contains(raw, "#") || u.User != nil {
 		return ""
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)
-	if (u.Scheme == "https" && strings.HasSuffix(u.Host, ":443")) || (u.Scheme == "http" && strings.HasSuffix(u.Host, ":80")) {
+	if (u.Scheme == "https" && strings.HasSuffix(u.Host, ":443")) || (u.Scheme == "http" && strings.HasSuffix(u.Host, ":80")) ||
+		strings.HasSuffix(u.Host, ":") { // default or empty port (RFC 3986 §6.2.3)
 		u.Host = u.Host[:strings.LastIndexByte(u.Host, ':')]
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
+	u.RawPath = strings.TrimRight(u.RawPath, "/")
+	if u.RawPath != "" {
+		if p, err := url.PathUnescape(u.RawPath); err != nil || p != u.Path {
+			u.RawPath = ""
+		}
+	}
 	return u.String()
 }

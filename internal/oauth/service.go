@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -31,8 +32,11 @@ type Store interface {
 
 	CreateCode(ctx context.Context, c Code) error
 	CodeByHash(ctx context.Context, hash string) (Code, error) // ErrUnknownCode
-	// ConsumeCode marks the code used if it was not; false when it was.
-	ConsumeCode(ctx context.Context, id string, now time.Time) (bool, error)
+	// RedeemCode marks the code used and stores the first refresh token of
+	// its family in one transaction; false (nothing stored) when the code was
+	// used already. A concurrent replay therefore always finds the family to
+	// revoke.
+	RedeemCode(ctx context.Context, codeID string, first RefreshToken, now time.Time) (bool, error)
 
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	RefreshTokenByHash(ctx context.Context, hash string) (RefreshToken, error) // ErrUnknownRefresh
@@ -151,7 +155,11 @@ type Checked struct {
 // redirect URI (errors shown to the user), then the rest (errors sent back
 // to the client).
 func (s *Service) CheckAuthRequest(ctx context.Context, r AuthRequest) (Checked, error) {
-	fatal := func(code, desc string) (Checked, error) { return Checked{}, &AuthError{Err: oerr(code, desc)} }
+	fatal := func(code, desc string) (Checked, error) {
+		e := oerr(code, desc)
+		e.Status = http.StatusBadRequest // shown to the user, whatever the code (even invalid_client)
+		return Checked{}, &AuthError{Err: e}
+	}
 	back := func(code, desc string) (Checked, error) {
 		return Checked{}, &AuthError{Err: oerr(code, desc), Redirect: true}
 	}
@@ -415,16 +423,9 @@ func (s *Service) exchangeCode(ctx context.Context, r TokenRequest) (TokenRespon
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	ok, err := s.store.ConsumeCode(ctx, code.ID, now)
-	if err != nil {
-		return TokenResponse{}, err
-	}
-	if !ok { // a concurrent redemption won: this one is a replay
-		return TokenResponse{}, s.codeReplayed(ctx, code, now)
-	}
 	codeID := code.ID
 	return s.issue(ctx, issuance{client: c, user: u, scope: ParseScope(code.Scope), resource: code.Resource, nonce: code.Nonce,
-		authTime: code.AuthTime, familyID: user.NewID(), codeID: &codeID, userAgent: r.UserAgent, ip: r.IP})
+		authTime: code.AuthTime, familyID: user.NewID(), codeID: &codeID, redeems: &code, userAgent: r.UserAgent, ip: r.IP})
 }
 
 // codeReplayed revokes every token issued from a code presented twice
@@ -549,6 +550,7 @@ type issuance struct {
 	familyID  string
 	codeID    *string
 	rotates   *RefreshToken // the token this issuance replaces, for refreshes
+	redeems   *Code         // the code this issuance redeems, for code exchanges
 	userAgent string
 	ip        string
 }
@@ -562,7 +564,8 @@ func (s *Service) issue(ctx context.Context, in issuance) (TokenResponse, error)
 		ClientID: in.client.ClientID, UserID: in.user.ID, Scope: JoinScope(in.scope), Resource: in.resource,
 		AuthTime: in.authTime, ExpiresAt: now.Add(in.client.RefreshTokenTTL), CreatedAt: now,
 		DeviceInfo: nonEmpty(truncate(in.userAgent, 500)), IPAddress: nonEmpty(truncate(in.ip, 45))}
-	if in.rotates != nil {
+	switch {
+	case in.rotates != nil:
 		ok, err := s.store.RotateRefreshToken(ctx, in.rotates.ID, rt, now)
 		if err != nil {
 			return TokenResponse{}, err
@@ -570,8 +573,18 @@ func (s *Service) issue(ctx context.Context, in issuance) (TokenResponse, error)
 		if !ok { // a concurrent refresh with the same token won
 			return TokenResponse{}, s.refreshReused(ctx, *in.rotates, now)
 		}
-	} else if err := s.store.CreateRefreshToken(ctx, rt); err != nil {
-		return TokenResponse{}, err
+	case in.redeems != nil:
+		ok, err := s.store.RedeemCode(ctx, in.redeems.ID, rt, now)
+		if err != nil {
+			return TokenResponse{}, err
+		}
+		if !ok { // a concurrent redemption won: this one is a replay
+			return TokenResponse{}, s.codeReplayed(ctx, *in.redeems, now)
+		}
+	default:
+		if err := s.store.CreateRefreshToken(ctx, rt); err != nil {
+			return TokenResponse{}, err
+		}
 	}
 	aud := in.resource
 	if aud == "" {

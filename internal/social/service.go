@@ -80,8 +80,17 @@ type Service struct {
 	store     Store
 	sessions  Sessions
 	box       *seal.Box
-	Now       func() time.Time
+	// callbackBase, when set, is a URL prefix under which redirect URIs of
+	// the form callbackBase + "{provider}" are allowed besides the rule of
+	// redirectAllowed (the built-in pages' callback on Gatehouse itself).
+	callbackBase string
+	Now          func() time.Time
 }
+
+// AllowCallbacksUnder also allows the redirect URI base + "{provider}" for
+// every enabled provider (e.g. "{OAUTH_ISSUER}/oauth/social/callback/", the
+// built-in login page's callback). Call it before serving.
+func (s *Service) AllowCallbacksUnder(base string) { s.callbackBase = base }
 
 // NewService builds the enabled providers (those with a client id and
 // secret) from cfg.
@@ -138,6 +147,12 @@ func (s *Service) redirectAllowed(raw string) bool {
 	// FRONTEND_URL.
 	if slices.Contains(s.cfg.AllowedRedirectURIs, raw) {
 		return true
+	}
+	if s.callbackBase != "" {
+		name, ok := strings.CutPrefix(raw, s.callbackBase)
+		if ok && slices.ContainsFunc(s.providers, func(p Provider) bool { return p.Name() == name }) {
+			return true
+		}
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return false
@@ -205,48 +220,55 @@ type Login struct {
 // auto-link by verified email, or a new user), and a session opened like a
 // password login. Nothing is written unless every check passed.
 func (s *Service) Callback(ctx context.Context, providerName, redirectURI, code, state string, dev auth.Device) (Login, error) {
-	if !s.cfg.Enabled {
-		return Login{}, ErrDisabled
-	}
-	now := s.Now().UTC()
-	st, err := s.store.ConsumeOAuthState(ctx, hashState(state), now)
+	u, isNew, err := s.Complete(ctx, providerName, redirectURI, code, state)
 	if err != nil {
 		return Login{}, err
 	}
-	if st.Provider != providerName {
-		return Login{}, ErrState
-	}
-	if st.RedirectURI != redirectURI {
-		return Login{}, ErrRedirectMismatch
-	}
-	p, err := s.provider(st.Provider)
-	if err != nil {
-		return Login{}, err
-	}
-	verifier, err := s.box.Open(st.Verifier)
-	if err != nil {
-		return Login{}, ErrState.Wrap(err)
-	}
-	id, err := p.Exchange(ctx, code, AuthRequest{State: state, RedirectURI: redirectURI, Verifier: verifier, Nonce: st.Nonce})
-	if err != nil {
-		return Login{}, err
-	}
-	if id.Subject == "" {
-		return Login{}, ErrNoSubject
-	}
-	if len(id.Subject) > 255 { // OpenID Connect caps sub at 255 ASCII characters
-		return Login{}, ErrNoSubject.WithMessage("Provider returned an invalid user ID")
-	}
-	u, isNew, err := s.resolve(ctx, p, st, id, now)
-	if err != nil {
-		return Login{}, err
-	}
-	dev.Fallback = "OAuth (" + p.Name() + ")"
+	dev.Fallback = "OAuth (" + providerName + ")"
 	tokens, err := s.sessions.OpenSession(ctx, u, dev)
 	if err != nil {
 		return Login{}, fmt.Errorf("social login session: %w", err)
 	}
 	return Login{Tokens: tokens, IsNewUser: isNew}, nil
+}
+
+// Complete is Callback without the session: it consumes the state,
+// exchanges the code and returns the (possibly new) user, for callers that
+// open another kind of session (the built-in pages' browser session).
+func (s *Service) Complete(ctx context.Context, providerName, redirectURI, code, state string) (user.User, bool, error) {
+	if !s.cfg.Enabled {
+		return user.User{}, false, ErrDisabled
+	}
+	now := s.Now().UTC()
+	st, err := s.store.ConsumeOAuthState(ctx, hashState(state), now)
+	if err != nil {
+		return user.User{}, false, err
+	}
+	if st.Provider != providerName {
+		return user.User{}, false, ErrState
+	}
+	if st.RedirectURI != redirectURI {
+		return user.User{}, false, ErrRedirectMismatch
+	}
+	p, err := s.provider(st.Provider)
+	if err != nil {
+		return user.User{}, false, err
+	}
+	verifier, err := s.box.Open(st.Verifier)
+	if err != nil {
+		return user.User{}, false, ErrState.Wrap(err)
+	}
+	id, err := p.Exchange(ctx, code, AuthRequest{State: state, RedirectURI: redirectURI, Verifier: verifier, Nonce: st.Nonce})
+	if err != nil {
+		return user.User{}, false, err
+	}
+	if id.Subject == "" {
+		return user.User{}, false, ErrNoSubject
+	}
+	if len(id.Subject) > 255 { // OpenID Connect caps sub at 255 ASCII characters
+		return user.User{}, false, ErrNoSubject.WithMessage("Provider returned an invalid user ID")
+	}
+	return s.resolve(ctx, p, st, id, now)
 }
 
 // resolve finds or creates the user of a provider identity (reference §6A

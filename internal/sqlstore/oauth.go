@@ -138,14 +138,23 @@ func (s *Store) CodeByHash(ctx context.Context, hash string) (oauth.Code, error)
 	return c, nil
 }
 
-// ConsumeCode marks a code used, once.
-func (s *Store) ConsumeCode(ctx context.Context, id string, now time.Time) (bool, error) {
-	res, err := s.q.ExecContext(ctx, `UPDATE oauth_authorization_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL`, id, utc(now))
-	if err != nil {
-		return false, wrap("consume code", err)
-	}
-	n, err := res.RowsAffected()
-	return n == 1, wrap("consume code", err)
+// RedeemCode marks a code used, once, and stores the first refresh token of
+// its family in the same transaction.
+func (s *Store) RedeemCode(ctx context.Context, codeID string, first oauth.RefreshToken, now time.Time) (bool, error) {
+	redeemed := false
+	err := s.InTx(ctx, func(tx *Store) error {
+		res, err := tx.q.ExecContext(ctx, `UPDATE oauth_authorization_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL`,
+			codeID, utc(now))
+		if err != nil {
+			return wrap("redeem code", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		redeemed = true
+		return tx.insertRefresh(ctx, first)
+	})
+	return redeemed && err == nil, err
 }
 
 const refreshColumns = `id, token_hash, family_id, code_id, client_id, user_id, scope, resource, auth_time, expires_at,

@@ -11,7 +11,7 @@ import (
 )
 
 const sessionColumns = `id, user_id, refresh_token_hash, device_name, device_id, ip_address, user_agent,
-	location_city, location_country, is_active, last_used_at, expires_at, created_at, updated_at`
+	location_city, location_country, is_active, last_used_at, expires_at, created_at, updated_at, kind`
 
 func sessionColumnsOf(alias string) string { return prefixColumns(sessionColumns, alias) }
 
@@ -23,7 +23,7 @@ type sessionRow struct {
 
 func (r *sessionRow) dest() []any {
 	return []any{&r.s.ID, &r.s.UserID, &r.s.RefreshHash, &r.name, &r.deviceID, &r.ip, &r.agent,
-		&r.city, &r.country, &r.s.IsActive, &r.s.LastUsedAt, &r.s.ExpiresAt, &r.s.CreatedAt, &r.s.UpdatedAt}
+		&r.city, &r.country, &r.s.IsActive, &r.s.LastUsedAt, &r.s.ExpiresAt, &r.s.CreatedAt, &r.s.UpdatedAt, &r.s.Kind}
 }
 
 func (r *sessionRow) session() auth.Session {
@@ -43,13 +43,18 @@ func scanSession(rs rowScanner) (auth.Session, error) {
 	return r.session(), nil
 }
 
-// CreateSession inserts a device session.
+// CreateSession inserts a device session (kind 'api' unless sess.Kind says
+// otherwise).
 func (s *Store) CreateSession(ctx context.Context, sess auth.Session) error {
+	kind := sess.Kind
+	if kind == "" {
+		kind = auth.KindAPI
+	}
 	_, err := s.q.ExecContext(ctx, `INSERT INTO user_sessions (`+sessionColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		sess.ID, sess.UserID, sess.RefreshHash, nullStr(sess.DeviceName), nullStr(sess.DeviceID),
 		nullStr(sess.IPAddress), nullStr(sess.UserAgent), nullStr(sess.LocationCity), nullStr(sess.LocationCountry),
-		sess.IsActive, utc(sess.LastUsedAt), utc(sess.ExpiresAt), utc(sess.CreatedAt), utc(sess.UpdatedAt))
+		sess.IsActive, utc(sess.LastUsedAt), utc(sess.ExpiresAt), utc(sess.CreatedAt), utc(sess.UpdatedAt), kind)
 	if isForeignKeyViolation(err) {
 		return user.ErrNotFound
 	}
@@ -114,8 +119,11 @@ func (s *Store) RevokeSession(ctx context.Context, id string, now time.Time) err
 	return wrap("revoke session", err)
 }
 
-// RevokeUserSessions deactivates every active session of a user and returns
-// how many there were.
+// RevokeUserSessions deactivates every active session of a user and
+// returns how many there were. The user's authorization-server grants
+// (provider refresh tokens, and with them their access tokens) are revoked
+// too: every caller (logout-all, password reset, deactivation, deletion)
+// means "this user's credentials stop working".
 func (s *Store) RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int, error) {
 	res, err := s.q.ExecContext(ctx, `UPDATE user_sessions SET is_active = FALSE, updated_at = $2
 		WHERE user_id = $1 AND is_active = TRUE`, userID, utc(now))
@@ -123,7 +131,13 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID string, now time.
 		return 0, wrap("revoke user sessions", err)
 	}
 	n, err := res.RowsAffected()
-	return int(n), wrap("revoke user sessions", err)
+	if err != nil {
+		return 0, wrap("revoke user sessions", err)
+	}
+	if _, err := s.RevokeUserProviderTokens(ctx, userID, now); err != nil {
+		return 0, err
+	}
+	return int(n), nil
 }
 
 // ActiveSessions lists a user's active, unexpired sessions, most recently

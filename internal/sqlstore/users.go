@@ -271,6 +271,9 @@ func (s *Store) SetPassword(ctx context.Context, id, hash, keepSessionID string,
 			WHERE user_id = $1 AND is_active = TRUE AND CAST(id AS TEXT) <> $2`, id, keepSessionID, utc(now)); err != nil {
 			return wrap("revoke other sessions", err)
 		}
+		if _, err := tx.RevokeUserProviderTokens(ctx, id, now); err != nil {
+			return err
+		}
 		_, err = tx.q.ExecContext(ctx, `DELETE FROM password_reset_tokens WHERE user_id = $1 AND used_at IS NULL`, id)
 		return wrap("drop reset tokens", err)
 	})
