@@ -128,6 +128,16 @@ type Provider struct {
 	KeyRetention      time.Duration // OAUTH_KEY_RETENTION_HOURS: how long a rotated key stays published
 	BrowserSessionTTL time.Duration // OAUTH_BROWSER_SESSION_HOURS: the built-in login pages' cookie
 	FrontendURL       string
+
+	// Resources this server protects (RFC 8707 resource indicators): the MCP
+	// endpoint, the REST API, and any listed in OAUTH_RESOURCES.
+	MCPResource string // {OAUTH_ISSUER}/mcp
+	APIResource string // {OAUTH_ISSUER}/api/v1
+	Resources   []string
+
+	Registration      string // OAUTH_REGISTRATION: open | token | off (RFC 7591 dynamic registration)
+	RegistrationToken string // OAUTH_REGISTRATION_TOKEN: the initial access token when Registration is token
+	CIMDAllowPrivate  bool   // OAUTH_CIMD_ALLOW_PRIVATE: fetch client metadata documents from private addresses (tests)
 }
 
 // Password is the password hashing policy.
@@ -365,6 +375,30 @@ func loadProvider(r *reader, c *Config) {
 	p.KeyRetention = time.Duration(r.integer("OAUTH_KEY_RETENTION_HOURS", 48, 2, 24*365)) * time.Hour
 	p.BrowserSessionTTL = time.Duration(r.integer("OAUTH_BROWSER_SESSION_HOURS", 12, 1, 24*90)) * time.Hour
 	p.FrontendURL = c.FrontendURL
+
+	p.MCPResource = p.Issuer + "/mcp"
+	p.APIResource = p.Issuer + "/api/v1"
+	p.Resources = []string{p.MCPResource, p.APIResource}
+	for _, res := range r.list("OAUTH_RESOURCES", nil) {
+		u, err := url.Parse(res)
+		if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || strings.Contains(res, "#") {
+			r.fail("OAUTH_RESOURCES", "%q is not an absolute URI without a fragment", res)
+			continue
+		}
+		p.Resources = append(p.Resources, strings.TrimRight(res, "/"))
+	}
+	p.Registration = strings.ToLower(r.str("OAUTH_REGISTRATION", "open"))
+	if !slices.Contains([]string{"open", "token", "off"}, p.Registration) {
+		r.fail("OAUTH_REGISTRATION", "must be open, token or off, got %q", p.Registration)
+	}
+	p.RegistrationToken = r.getenv("OAUTH_REGISTRATION_TOKEN")
+	if p.Registration == "token" && len(p.RegistrationToken) < 16 {
+		r.fail("OAUTH_REGISTRATION_TOKEN", "is required (at least 16 characters) when OAUTH_REGISTRATION=token")
+	}
+	p.CIMDAllowPrivate = r.boolean("OAUTH_CIMD_ALLOW_PRIVATE", false)
+	if p.CIMDAllowPrivate && c.Production() {
+		r.fail("OAUTH_CIMD_ALLOW_PRIVATE", "must not be enabled in production")
+	}
 }
 
 func (r *reader) absoluteURL(name, raw string) {
