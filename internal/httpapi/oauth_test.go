@@ -43,7 +43,9 @@ func oaOn() apitest.Option { return apitest.WithEnv("OAUTH_PROVIDER_ENABLED", "t
 
 // oaEach runs fn on every engine with the authorization server enabled.
 func oaEach(t *testing.T, fn func(t *testing.T, e *apitest.Env), opts ...apitest.Option) {
-	apitest.Each(t, fn, append([]apitest.Option{oaOn()}, opts...)...)
+	// https://mcp.example.com/mcp is a resource this server is configured to
+	// protect (OAUTH_RESOURCES), besides its own /mcp and /api/v1.
+	apitest.Each(t, fn, append([]apitest.Option{oaOn(), apitest.WithEnv("OAUTH_RESOURCES", "https://mcp.example.com/mcp")}, opts...)...)
 }
 
 // oaClient is a registered client as a test knows it.
@@ -1609,8 +1611,10 @@ func TestOAuthResourceIndicators(t *testing.T) {
 		if _, c := oaJWT(t, tok.AccessToken); fmt.Sprint(c["aud"]) != "https://mcp.example.com/mcp" && fmt.Sprint(c["aud"]) != "[https://mcp.example.com/mcp]" {
 			t.Fatalf("aud %v, want the canonical resource", c["aud"])
 		}
-		// The refresh keeps the audience; another resource is refused.
+		// The refresh keeps the audience; another resource is refused, also one
+		// this server protects but the grant does not include (no widening).
 		oaErr(t, oaRefresh(e, s.pub, tok.RefreshToken, url.Values{"resource": {"https://other.example.com/mcp"}}), 400, "invalid_target", "")
+		oaErr(t, oaRefresh(e, s.pub, tok.RefreshToken, url.Values{"resource": {e.Config.Provider.APIResource}}), 400, "invalid_target", "")
 		next := oaOK(t, oaRefresh(e, s.pub, tok.RefreshToken, url.Values{"resource": {"https://mcp.example.com/mcp"}}))
 		if _, c := oaJWT(t, next.AccessToken); fmt.Sprint(c["aud"]) != "https://mcp.example.com/mcp" && fmt.Sprint(c["aud"]) != "[https://mcp.example.com/mcp]" {
 			t.Fatalf("aud after refresh %v", c["aud"])
@@ -1618,6 +1622,21 @@ func TestOAuthResourceIndicators(t *testing.T) {
 		r := oaIntrospect(e, s.conf, next.AccessToken).JSON(t)
 		if r["aud"] != "https://mcp.example.com/mcp" {
 			t.Fatalf("introspected aud %v", r["aud"])
+		}
+		// A resource the server does not protect is refused at authorization.
+		_, ch := oaPKCE()
+		bad := oaParams(s.pub, ch, url.Values{"scope": {"openid"}, "resource": {"https://elsewhere.example.com/mcp"}})
+		oaWantRedirectError(t, e, oaAuthorize(e, s.alice.Access, bad), http.StatusFound, bad, "invalid_target", "not served")
+		// Two resources at authorization; the token request narrows to one, the
+		// refresh to the other, and without a resource the token has both.
+		both := oaFlow(t, e, s.pub, s.alice.Access, url.Values{"scope": {"openid"},
+			"resource": {"https://mcp.example.com/mcp", e.Config.Provider.APIResource}})
+		if _, c := oaJWT(t, both.AccessToken); fmt.Sprint(c["aud"]) != "[https://mcp.example.com/mcp "+e.Config.Provider.APIResource+"]" {
+			t.Fatalf("aud with two resources %v", c["aud"])
+		}
+		api := oaOK(t, oaRefresh(e, s.pub, both.RefreshToken, url.Values{"resource": {e.Config.Provider.APIResource}}))
+		if _, c := oaJWT(t, api.AccessToken); fmt.Sprint(c["aud"]) != "["+e.Config.Provider.APIResource+"]" {
+			t.Fatalf("narrowed aud %v", c["aud"])
 		}
 	})
 }

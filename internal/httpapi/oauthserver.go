@@ -94,7 +94,7 @@ func readForm(r *http.Request) (url.Values, error) {
 		form = url.Values(r.MultipartForm.Value)
 	}
 	for k, vs := range form {
-		if len(vs) > 1 {
+		if len(vs) > 1 && k != "resource" { // RFC 8707 lets resource repeat
 			return nil, &oauth.Error{Code: "invalid_request", Description: "Parameter " + k + " is repeated", Status: 400}
 		}
 	}
@@ -284,8 +284,8 @@ func (s *server) frontendConsentValues(c oauth.Checked, marker bool) url.Values 
 	} else {
 		v.Set("client_name", c.Client.Name)
 	}
-	if c.Req.Resource != "" {
-		v.Set("resource", c.Req.Resource)
+	for _, res := range c.Req.Resources {
+		v.Add("resource", res)
 	}
 	return v
 }
@@ -363,7 +363,7 @@ func (s *server) oauthToken(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.OAuth.Token(r.Context(), oauth.TokenRequest{
 		GrantType: form.Get("grant_type"), Code: form.Get("code"), RedirectURI: form.Get("redirect_uri"),
 		CodeVerifier: form.Get("code_verifier"), RefreshToken: form.Get("refresh_token"), Scope: form.Get("scope"),
-		Resource: form.Get("resource"), Client: clientCredentials(r, form), UserAgent: r.UserAgent(), IP: ClientIP(r.Context()),
+		Resources: form["resource"], Client: clientCredentials(r, form), UserAgent: r.UserAgent(), IP: ClientIP(r.Context()),
 	})
 	if err != nil {
 		s.writeOAuthError(w, r, err)

@@ -67,6 +67,7 @@ var (
 // Options configure the Service.
 type Options struct {
 	Issuer            string
+	Resources         []string // canonical resource indicators this server protects
 	CodeTTL           time.Duration
 	DefaultAccessTTL  time.Duration
 	DefaultRefreshTTL time.Duration
@@ -106,7 +107,7 @@ type AuthRequest struct {
 	CodeChallenge       string
 	CodeChallengeMethod string
 	Nonce               string
-	Resource            string
+	Resources           []string // RFC 8707 resource indicators, canonical once checked
 	Prompt              string
 }
 
@@ -115,7 +116,7 @@ type AuthRequest struct {
 func ParseAuthRequest(v url.Values) AuthRequest {
 	return AuthRequest{ResponseType: v.Get("response_type"), ClientID: v.Get("client_id"), RedirectURI: v.Get("redirect_uri"),
 		Scope: v.Get("scope"), State: v.Get("state"), CodeChallenge: v.Get("code_challenge"),
-		CodeChallengeMethod: v.Get("code_challenge_method"), Nonce: v.Get("nonce"), Resource: v.Get("resource"), Prompt: v.Get("prompt")}
+		CodeChallengeMethod: v.Get("code_challenge_method"), Nonce: v.Get("nonce"), Resources: v["resource"], Prompt: v.Get("prompt")}
 }
 
 // Values is the inverse of ParseAuthRequest (for redirects to the login and
@@ -124,10 +125,13 @@ func (r AuthRequest) Values() url.Values {
 	v := url.Values{}
 	for k, x := range map[string]string{"response_type": r.ResponseType, "client_id": r.ClientID, "redirect_uri": r.RedirectURI,
 		"scope": r.Scope, "state": r.State, "code_challenge": r.CodeChallenge, "code_challenge_method": r.CodeChallengeMethod,
-		"nonce": r.Nonce, "resource": r.Resource, "prompt": r.Prompt} {
+		"nonce": r.Nonce, "prompt": r.Prompt} {
 		if x != "" {
 			v.Set(k, x)
 		}
+	}
+	for _, res := range r.Resources {
+		v.Add("resource", res)
 	}
 	return v
 }
@@ -197,8 +201,9 @@ func (s *Service) CheckAuthRequest(ctx context.Context, r AuthRequest) (Checked,
 	if len(r.State) > 1024 || len(r.Nonce) > 512 {
 		return back("invalid_request", "state or nonce too long")
 	}
-	if r.Resource != "" && CanonicalResource(r.Resource) == "" {
-		return back("invalid_target", "resource must be an absolute URI without a fragment")
+	resources, rerr := s.checkResources(r.Resources)
+	if rerr != nil {
+		return Checked{}, &AuthError{Err: rerr, Redirect: true}
 	}
 	if r.Prompt != "" && !slices.Contains([]string{"none", "login", "consent"}, r.Prompt) {
 		return back("invalid_request", "prompt must be none, login or consent")
@@ -210,7 +215,7 @@ func (s *Service) CheckAuthRequest(ctx context.Context, r AuthRequest) (Checked,
 	if len(scopes) == 0 {
 		return back("invalid_scope", "None of the requested scopes are allowed for this client")
 	}
-	r.Resource = CanonicalResource(r.Resource)
+	r.Resources = resources
 	return Checked{Req: r, Client: c, Scopes: ParseScope(JoinScope(scopes))}, nil
 }
 
@@ -220,6 +225,48 @@ func validChallenge(c string) bool {
 	}
 	_, err := base64.RawURLEncoding.DecodeString(c)
 	return err == nil
+}
+
+// checkResources canonicalises RFC 8707 resource indicators and accepts
+// only the resources this server protects.
+func (s *Service) checkResources(raw []string) ([]string, *Error) {
+	var out []string
+	for _, r := range raw {
+		c := CanonicalResource(r)
+		if c == "" {
+			return nil, oerr("invalid_target", "resource must be an absolute URI without a fragment")
+		}
+		if !slices.Contains(s.opts.Resources, c) {
+			return nil, oerr("invalid_target", "resource "+c+" is not served by this authorization server")
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	if len(out) > 10 {
+		return nil, oerr("invalid_target", "too many resources")
+	}
+	return out, nil
+}
+
+// narrowResources picks the access token's audience: the requested
+// resources, which must all belong to the grant (a token request may narrow
+// but never widen it), or the whole grant when none are requested.
+func narrowResources(grant, requested []string) ([]string, error) {
+	if len(requested) == 0 {
+		return grant, nil
+	}
+	var out []string
+	for _, r := range requested {
+		c := CanonicalResource(r)
+		if c == "" || !slices.Contains(grant, c) {
+			return nil, oerr("invalid_target", "resource must be one the authorization was granted for")
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 // ErrorRedirect is the URL sending an authorization error to the client,
@@ -251,7 +298,7 @@ func (s *Service) Approve(ctx context.Context, userID string, authTime time.Time
 	now := s.now()
 	rec := Code{ID: user.NewID(), Hash: token.HashSecret(code), ClientID: c.Client.ClientID, UserID: userID,
 		RedirectURI: c.Req.RedirectURI, Scope: JoinScope(scopes), CodeChallenge: c.Req.CodeChallenge,
-		CodeChallengeMethod: c.Req.CodeChallengeMethod, Nonce: c.Req.Nonce, Resource: c.Req.Resource,
+		CodeChallengeMethod: c.Req.CodeChallengeMethod, Nonce: c.Req.Nonce, Resource: strings.Join(c.Req.Resources, " "),
 		AuthTime: authTime.UTC().Truncate(time.Second), ExpiresAt: now.Add(s.opts.CodeTTL), CreatedAt: now}
 	if err := s.store.CreateCode(ctx, rec); err != nil {
 		return "", err
@@ -355,7 +402,7 @@ type TokenRequest struct {
 	CodeVerifier string
 	RefreshToken string
 	Scope        string
-	Resource     string
+	Resources    []string // RFC 8707: narrows the access token's audience
 	Client       ClientCredentials
 	UserAgent    string
 	IP           string
@@ -416,15 +463,16 @@ func (s *Service) exchangeCode(ctx context.Context, r TokenRequest) (TokenRespon
 	if err := checkPKCE(c, code, r.CodeVerifier); err != nil {
 		return TokenResponse{}, err
 	}
-	if r.Resource != "" && CanonicalResource(r.Resource) != code.Resource {
-		return TokenResponse{}, oerr("invalid_target", "resource must be the one of the authorization request")
+	aud, err := narrowResources(strings.Fields(code.Resource), r.Resources)
+	if err != nil {
+		return TokenResponse{}, err
 	}
 	u, err := s.activeUser(ctx, code.UserID)
 	if err != nil {
 		return TokenResponse{}, err
 	}
 	codeID := code.ID
-	return s.issue(ctx, issuance{client: c, user: u, scope: ParseScope(code.Scope), resource: code.Resource, nonce: code.Nonce,
+	return s.issue(ctx, issuance{client: c, user: u, scope: ParseScope(code.Scope), resource: code.Resource, aud: aud, nonce: code.Nonce,
 		authTime: code.AuthTime, familyID: user.NewID(), codeID: &codeID, redeems: &code, userAgent: r.UserAgent, ip: r.IP})
 }
 
@@ -507,11 +555,9 @@ func (s *Service) refresh(ctx context.Context, r TokenRequest) (TokenResponse, e
 		}
 		scope = want
 	}
-	resource := old.Resource
-	if r.Resource != "" {
-		if res := CanonicalResource(r.Resource); res == "" || res != old.Resource {
-			return TokenResponse{}, oerr("invalid_target", "A refresh cannot change the resource of the grant")
-		}
+	aud, err := narrowResources(strings.Fields(old.Resource), r.Resources)
+	if err != nil {
+		return TokenResponse{}, err
 	}
 	u, err := s.activeUser(ctx, old.UserID)
 	if err != nil {
@@ -524,7 +570,7 @@ func (s *Service) refresh(ctx context.Context, r TokenRequest) (TokenResponse, e
 	if ip == "" && old.IPAddress != nil {
 		ip = *old.IPAddress
 	}
-	return s.issue(ctx, issuance{client: c, user: u, scope: scope, resource: resource, authTime: old.AuthTime,
+	return s.issue(ctx, issuance{client: c, user: u, scope: scope, resource: old.Resource, aud: aud, authTime: old.AuthTime,
 		familyID: old.FamilyID, codeID: old.CodeID, rotates: &old, userAgent: ua, ip: ip})
 }
 
@@ -544,7 +590,8 @@ type issuance struct {
 	client    Client
 	user      user.User
 	scope     []string
-	resource  string
+	resource  string   // the grant's resources, space-separated
+	aud       []string // the access token's audience: the grant's resources or a subset
 	nonce     string
 	authTime  time.Time
 	familyID  string
@@ -586,13 +633,13 @@ func (s *Service) issue(ctx context.Context, in issuance) (TokenResponse, error)
 			return TokenResponse{}, err
 		}
 	}
-	aud := in.resource
-	if aud == "" {
-		aud = in.client.ClientID
+	aud := in.aud
+	if len(aud) == 0 {
+		aud = []string{in.client.ClientID}
 	}
 	exp := now.Add(in.client.AccessTokenTTL).Truncate(time.Second)
 	ac := AccessClaims{
-		RegisteredClaims: jwt.RegisteredClaims{Subject: in.user.ID, Audience: jwt.ClaimStrings{aud},
+		RegisteredClaims: jwt.RegisteredClaims{Subject: in.user.ID, Audience: jwt.ClaimStrings(aud),
 			ExpiresAt: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(now.Truncate(time.Second)),
 			NotBefore: jwt.NewNumericDate(now.Truncate(time.Second)), ID: rt.ID},
 		Scope: JoinScope(in.scope), ClientID: in.client.ClientID, Email: in.user.Email, Name: displayName(in.user),
