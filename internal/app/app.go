@@ -103,6 +103,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		Issuer: cfg.Provider.Issuer, CodeTTL: cfg.Provider.CodeTTL, Resources: cfg.Provider.Resources,
 		DefaultAccessTTL: cfg.Provider.AccessTokenTTL, DefaultRefreshTTL: cfg.Provider.RefreshTokenTTL,
 	}, logger)
+	oauthSvc.UseMetadataDocuments(oauth.NewMetadataFetcher(cfg.Provider.CIMDAllowPrivate))
 	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
 		Social: socialSvc, OAuth: oauthSvc, Keys: km, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping,
 		PagesKey: pagesKey})

@@ -1073,6 +1073,10 @@ var protocolRoutes = []struct{ method, path, status string }{
 	{"POST", "/api/v1/oauth/provider/introspect", "200"},
 	{"GET", "/api/v1/oauth/provider/userinfo", "200"},
 	{"POST", "/api/v1/oauth/provider/userinfo", "200"},
+	{"POST", "/api/v1/oauth/provider/register", "201"},
+	{"GET", "/authorize", "302"},
+	{"POST", "/token", "200"},
+	{"POST", "/register", "201"},
 	{"DELETE", "/api/v1/oauth/provider/clients/{client_id}", "204"},
 	{"DELETE", "/api/v1/oauth/provider/consents/{client_id}", "204"},
 }

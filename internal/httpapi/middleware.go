@@ -256,6 +256,10 @@ func openCORS(path string) bool {
 	if strings.HasPrefix(path, "/.well-known/") {
 		return true
 	}
+	switch path {
+	case "/token", "/register": // 2025-03-26 MCP default paths
+		return true
+	}
 	switch strings.TrimPrefix(path, "/api/v1/oauth/provider") {
 	case "/token", "/revoke", "/introspect", "/userinfo", "/register":
 		return strings.HasPrefix(path, "/api/v1/oauth/provider/")

@@ -136,7 +136,8 @@ func (s *server) metadata() map[string]any {
 		"introspection_endpoint":                        iss + providerPrefix + "/introspect",
 		"userinfo_endpoint":                             iss + providerPrefix + "/userinfo",
 		"jwks_uri":                                      iss + "/.well-known/jwks.json",
-		"registration_endpoint":                         nil,
+		"registration_endpoint":                         s.registrationEndpoint(),
+		"client_id_metadata_document_supported":         true,
 		"scopes_supported":                              oauth.Scopes,
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},
@@ -152,6 +153,25 @@ func (s *server) metadata() map[string]any {
 		"authorization_response_iss_parameter_supported": true,
 		"prompt_values_supported":                        []string{"none", "login", "consent"},
 	}
+}
+
+// registrationEndpoint is the RFC 7591 endpoint, or nil (JSON null) when
+// dynamic registration is off.
+func (s *server) registrationEndpoint() any {
+	if s.Config.Provider.Registration == "off" {
+		return nil
+	}
+	return s.Config.Provider.Issuer + providerPrefix + "/register"
+}
+
+// rootAuthorize serves the 2025-03-26 MCP default path /authorize by
+// redirecting to the real authorization endpoint with the same query.
+func (s *server) rootAuthorize(w http.ResponseWriter, r *http.Request) {
+	target := providerPrefix + "/authorize"
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	http.Redirect(w, r, target, http.StatusFound)
 }
 
 func (s *server) wellKnownMetadata(w http.ResponseWriter, r *http.Request) {

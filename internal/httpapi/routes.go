@@ -168,6 +168,12 @@ func (s *server) routes() {
 	s.router.Post(providerPrefix+"/introspect", on(s.limited("oauthIntrospect", limit{120, false}, s.oauthIntrospect)))
 	s.router.Get(providerPrefix+"/userinfo", on(s.oauthUserInfo))
 	s.router.Post(providerPrefix+"/userinfo", on(s.oauthUserInfo))
+	s.router.Post(providerPrefix+"/register", on(s.limited("oauthRegister", limit{10, true}, s.oauthRegister)))
+	// Default paths of 2025-03-26 MCP clients that find no metadata: the
+	// same handlers (and the same rate-limit buckets) at the origin root.
+	s.router.Get("/authorize", on(s.rootAuthorize))
+	s.router.Post("/token", on(s.limited("oauthToken", limit{60, false}, s.oauthToken)))
+	s.router.Post("/register", on(s.limited("oauthRegister", limit{10, true}, s.oauthRegister)))
 	s.documentProtocol()
 
 	// Built-in pages (contract §4.2): HTML for browsers, not API, so they
@@ -335,6 +341,20 @@ func (s *server) documentProtocol() {
 			Description: "Confidential clients only.", Tags: []string{t}, RequestBody: form("token", "token_type_hint", "client_id", "client_secret"), Responses: jsonResp("Introspection")},
 		{Method: "GET", Path: providerPrefix + "/userinfo", OperationID: "oauthUserInfo", Summary: "OpenID Connect userinfo", Tags: []string{t}, Responses: jsonResp("Claims")},
 		{Method: "POST", Path: providerPrefix + "/userinfo", OperationID: "oauthUserInfoPost", Summary: "OpenID Connect userinfo (POST)", Tags: []string{t}, Responses: jsonResp("Claims")},
+		{Method: "POST", Path: providerPrefix + "/register", OperationID: "oauthRegister", Summary: "Dynamic client registration (RFC 7591)",
+			Description: "JSON client metadata: redirect_uris, token_endpoint_auth_method (none|client_secret_basic|client_secret_post), grant_types, response_types, client_name, scope, application_type (web|native). Unknown members are ignored. OAUTH_REGISTRATION=open|token|off; with token, send the initial access token as a bearer token.",
+			Tags:        []string{t}, Responses: map[string]*huma.Response{
+				"201": {Description: "Client information (client_id, client_secret for confidential clients)", Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Type: huma.TypeObject}}}},
+				"400": {Description: "invalid_client_metadata or invalid_redirect_uri"},
+				"401": {Description: "invalid_token: the initial access token is missing or wrong"},
+			}},
+		{Method: "GET", Path: "/authorize", OperationID: "oauthAuthorizeRoot", Summary: "Authorization endpoint at the root (2025-03-26 MCP default path)",
+			Description: "Redirects (302) to the authorization endpoint with the same query.", Tags: []string{t},
+			Responses: map[string]*huma.Response{"302": {Description: "Redirect to /api/v1/oauth/provider/authorize"}}},
+		{Method: "POST", Path: "/token", OperationID: "oauthTokenRoot", Summary: "Token endpoint at the root (2025-03-26 MCP default path)", Tags: []string{t},
+			RequestBody: form("grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "resource", "client_id", "client_secret"), Responses: jsonResp("Tokens")},
+		{Method: "POST", Path: "/register", OperationID: "oauthRegisterRoot", Summary: "Dynamic client registration at the root (2025-03-26 MCP default path)", Tags: []string{t},
+			Responses: map[string]*huma.Response{"201": {Description: "Client information", Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Type: huma.TypeObject}}}}}},
 	}
 	for _, o := range ops {
 		s.api.OpenAPI().AddOperation(o)

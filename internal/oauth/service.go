@@ -26,6 +26,9 @@ type Store interface {
 
 	ClientByClientID(ctx context.Context, clientID string) (Client, error) // ErrUnknownClient
 	CreateClient(ctx context.Context, c Client) error
+	// SaveMetadataClient inserts or refreshes the cached client of a client
+	// metadata document.
+	SaveMetadataClient(ctx context.Context, c Client) error
 	ActiveClients(ctx context.Context) ([]Client, error)
 	DeleteClient(ctx context.Context, clientID string) error
 	ReplaceClientSecretHash(ctx context.Context, clientID, oldHash, newHash string) error
@@ -75,17 +78,25 @@ type Options struct {
 
 // Service is the authorization server.
 type Service struct {
-	store  Store
-	tokens *TokenSigner
-	opts   Options
-	logger *slog.Logger
-	Now    func() time.Time
+	store    Store
+	tokens   *TokenSigner
+	metadata *MetadataFetcher // nil: client metadata documents are not supported
+	opts     Options
+	logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // NewService returns the authorization server.
 func NewService(store Store, tokens *TokenSigner, opts Options, logger *slog.Logger) *Service {
 	return &Service{store: store, tokens: tokens, opts: opts, logger: logger, Now: time.Now}
 }
+
+// UseMetadataDocuments enables client ID metadata documents.
+func (s *Service) UseMetadataDocuments(f *MetadataFetcher) { s.metadata = f }
+
+// MetadataFetcher returns the fetcher of client metadata documents (tests
+// give it their TLS test server's certificate).
+func (s *Service) MetadataFetcher() *MetadataFetcher { return s.metadata }
 
 // Issuer is the issuer identifier (no trailing slash).
 func (s *Service) Issuer() string { return s.opts.Issuer }
@@ -171,10 +182,13 @@ func (s *Service) CheckAuthRequest(ctx context.Context, r AuthRequest) (Checked,
 		return fatal("invalid_request", "client_id required")
 	}
 	c, err := s.client(ctx, r.ClientID)
-	if errors.Is(err, ErrUnknownClient) {
+	var oe *Error
+	switch {
+	case errors.Is(err, ErrUnknownClient):
 		return fatal("invalid_client", "Unknown client_id")
-	}
-	if err != nil {
+	case errors.As(err, &oe):
+		return fatal(oe.Code, oe.Description)
+	case err != nil:
 		return Checked{}, err
 	}
 	if len(c.RedirectURIs) == 0 {
@@ -338,16 +352,20 @@ func (s *Service) Decide(ctx context.Context, userID string, authTime time.Time,
 
 // --- clients ---------------------------------------------------------------
 
-// client returns an active client.
+// client returns an active client: registered, or described by a client
+// metadata document (an https client_id).
 func (s *Service) client(ctx context.Context, clientID string) (Client, error) {
 	if len(clientID) > 2048 {
 		return Client{}, ErrUnknownClient
+	}
+	if IsMetadataURL(clientID) {
+		return s.metadataClient(ctx, clientID)
 	}
 	c, err := s.store.ClientByClientID(ctx, clientID)
 	if err != nil {
 		return Client{}, err
 	}
-	if !c.IsActive {
+	if !c.IsActive || c.RegistrationType == RegisteredByMetadata {
 		return Client{}, ErrUnknownClient
 	}
 	return c, nil

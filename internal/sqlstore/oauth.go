@@ -353,3 +353,18 @@ func (s *Store) PurgeProviderGrants(ctx context.Context, cutoff time.Time) (int,
 	}
 	return total, nil
 }
+
+// SaveMetadataClient inserts the cached client of a metadata document, or
+// refreshes it; rows of other kinds are never touched.
+func (s *Store) SaveMetadataClient(ctx context.Context, c oauth.Client) error {
+	_, err := s.q.ExecContext(ctx, `INSERT INTO oauth_clients (`+clientColumns+`)
+		VALUES ($1, $2, NULL, $3, NULL, $4, $5, $6, $7, $8, TRUE, NULL, NULL, $9, $10, $11, $12, $13, $13)
+		ON CONFLICT (client_id) DO UPDATE SET client_name = excluded.client_name, redirect_uris = excluded.redirect_uris,
+			allowed_scopes = excluded.allowed_scopes, application_type = excluded.application_type,
+			metadata_expires_at = excluded.metadata_expires_at, is_active = TRUE, updated_at = excluded.updated_at
+		WHERE oauth_clients.registration_type = $9`,
+		c.ID, c.ClientID, c.Name, c.Type, jsonList(c.RedirectURIs), jsonList(c.AllowedScopes),
+		int64(c.AccessTokenTTL/time.Second), int64(c.RefreshTokenTTL/time.Second), c.RegistrationType, c.ApplicationType,
+		c.TokenEndpointAuthMethod, nullTime(c.MetadataExpiresAt), utc(c.CreatedAt))
+	return wrap("save metadata client", err)
+}
