@@ -1077,6 +1077,9 @@ var protocolRoutes = []struct{ method, path, status string }{
 	{"GET", "/authorize", "302"},
 	{"POST", "/token", "200"},
 	{"POST", "/register", "201"},
+	{"GET", "/.well-known/oauth-protected-resource/mcp", "200"},
+	{"GET", "/.well-known/oauth-protected-resource/api/v1", "200"},
+	{"POST", "/mcp", "200"},
 	{"DELETE", "/api/v1/oauth/provider/clients/{client_id}", "204"},
 	{"DELETE", "/api/v1/oauth/provider/consents/{client_id}", "204"},
 }

@@ -252,8 +252,10 @@ func preflight(w http.ResponseWriter, r *http.Request, origin string, allowed bo
 // openCORS names the endpoints any web origin may call without
 // credentials (RFC 9700 §2.6: metadata, JWKS, token, revocation,
 // introspection, userinfo, registration), never the authorization endpoint.
+// The MCP endpoint is one of them: it takes a bearer token on every request
+// and no cookie, so browser-based MCP clients may call it from anywhere.
 func openCORS(path string) bool {
-	if strings.HasPrefix(path, "/.well-known/") {
+	if strings.HasPrefix(path, "/.well-known/") || path == "/mcp" {
 		return true
 	}
 	switch path {
@@ -273,7 +275,7 @@ func publicCORS(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	h.Set("Access-Control-Allow-Origin", "*")
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, MCP-Protocol-Version")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Name")
 		h.Set("Access-Control-Max-Age", "600")
 		w.WriteHeader(http.StatusNoContent)
 		return

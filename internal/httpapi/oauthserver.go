@@ -128,7 +128,7 @@ func clientCredentials(r *http.Request, form url.Values) oauth.ClientCredentials
 
 func (s *server) metadata() map[string]any {
 	iss := s.Config.Provider.Issuer
-	return map[string]any{
+	m := map[string]any{
 		"issuer":                                        iss,
 		"authorization_endpoint":                        iss + providerPrefix + "/authorize",
 		"token_endpoint":                                iss + providerPrefix + "/token",
@@ -136,7 +136,6 @@ func (s *server) metadata() map[string]any {
 		"introspection_endpoint":                        iss + providerPrefix + "/introspect",
 		"userinfo_endpoint":                             iss + providerPrefix + "/userinfo",
 		"jwks_uri":                                      iss + "/.well-known/jwks.json",
-		"registration_endpoint":                         s.registrationEndpoint(),
 		"client_id_metadata_document_supported":         true,
 		"scopes_supported":                              oauth.Scopes,
 		"response_types_supported":                      []string{"code"},
@@ -153,15 +152,11 @@ func (s *server) metadata() map[string]any {
 		"authorization_response_iss_parameter_supported": true,
 		"prompt_values_supported":                        []string{"none", "login", "consent"},
 	}
-}
-
-// registrationEndpoint is the RFC 7591 endpoint, or nil (JSON null) when
-// dynamic registration is off.
-func (s *server) registrationEndpoint() any {
-	if s.Config.Provider.Registration == "off" {
-		return nil
+	// RFC 8414 §2: omitted when dynamic registration is off.
+	if s.Config.Provider.Registration != "off" {
+		m["registration_endpoint"] = iss + providerPrefix + "/register"
 	}
-	return s.Config.Provider.Issuer + providerPrefix + "/register"
+	return m
 }
 
 // rootAuthorize serves the 2025-03-26 MCP default path /authorize by
@@ -172,6 +167,16 @@ func (s *server) rootAuthorize(w http.ResponseWriter, r *http.Request) {
 		target += "?" + r.URL.RawQuery
 	}
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// issuerPath is the path of an issuer URL without its trailing slash, ""
+// for an issuer at the origin's root.
+func issuerPath(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimRight(u.Path, "/")
 }
 
 func (s *server) wellKnownMetadata(w http.ResponseWriter, r *http.Request) {

@@ -161,6 +161,13 @@ func (s *server) routes() {
 	s.router.Get("/.well-known/oauth-authorization-server", on(s.wellKnownMetadata))
 	s.router.Get("/.well-known/openid-configuration", on(s.wellKnownMetadata))
 	s.router.Get("/.well-known/jwks.json", on(s.jwks))
+	if p := issuerPath(s.Config.Provider.Issuer); p != "" {
+		// An issuer with a path (behind a proxy that strips it): the RFC 8414
+		// §3.1 and OpenID Connect path-inserted locations, for a proxy that
+		// forwards them.
+		s.router.Get("/.well-known/oauth-authorization-server"+p, on(s.wellKnownMetadata))
+		s.router.Get("/.well-known/openid-configuration"+p, on(s.wellKnownMetadata))
+	}
 	s.router.Get(providerPrefix+"/authorize", on(s.limited("oauthAuthorize", limit{30, false}, s.oauthAuthorize)))
 	s.router.Post(providerPrefix+"/authorize/consent", on(s.limited("oauthConsent", limit{30, false}, s.oauthConsentAPI)))
 	s.router.Post(providerPrefix+"/token", on(s.limited("oauthToken", limit{60, false}, s.oauthToken)))
@@ -207,6 +214,16 @@ func (s *server) routes() {
 	register(s, endpoint{op: op("DELETE", providerPrefix+"/consents/{client_id}", "revokeConsent", "Revoke a consent", tProvider, http.StatusNoContent,
 		"Revokes the caller's tokens for the client (they stop working at once), then the consent; 404 when there was no consent."),
 		gate: signedIn, provider: true}, s.revokeConsent)
+
+	// MCP (issue 6): the protected MCP server and the RFC 9728 metadata of
+	// the resources this server protects (mcp.go). Like every provider route
+	// they answer 404 while the authorization server is off. There is no
+	// document at the root /.well-known/oauth-protected-resource (mcp.go
+	// says why). MCP clients call /mcp often; 600 requests a minute per
+	// client address.
+	s.router.Get(metadataPath(s.mcpResource()), on(s.mcpResourceMetadata))
+	s.router.Get(metadataPath(s.apiResource()), on(s.apiResourceMetadata))
+	s.router.Handle(mcpPath, on(s.limited("mcp", limit{600, false}, s.newMCPHandler())))
 
 	// Admin: organizations (reference §5.6).
 	const (
@@ -347,6 +364,15 @@ func (s *server) documentProtocol() {
 				"201": {Description: "Client information (client_id, client_secret for confidential clients)", Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Type: huma.TypeObject}}}},
 				"400": {Description: "invalid_client_metadata or invalid_redirect_uri"},
 				"401": {Description: "invalid_token: the initial access token is missing or wrong"},
+			}},
+		{Method: "GET", Path: prmPrefix + "/mcp", OperationID: "mcpResourceMetadata", Summary: "Protected-resource metadata of /mcp (RFC 9728)", Tags: []string{t}, Responses: jsonResp("Metadata")},
+		{Method: "GET", Path: prmPrefix + "/api/v1", OperationID: "apiResourceMetadata", Summary: "Protected-resource metadata of the REST API (RFC 9728)", Tags: []string{t}, Responses: jsonResp("Metadata")},
+		{Method: "POST", Path: mcpPath, OperationID: "mcp", Summary: "MCP server (streamable HTTP, JSON-RPC)",
+			Description: "Model Context Protocol endpoint (docs/MCP.md). Needs an access token of this server whose audience is {OAUTH_ISSUER}/mcp; each tool needs a scope. 401 and 403 carry WWW-Authenticate with resource_metadata and scope, and a JSON-RPC error body.",
+			Tags:        []string{t}, Responses: map[string]*huma.Response{
+				"200": {Description: "JSON-RPC response", Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Type: huma.TypeObject}}}},
+				"401": {Description: "No valid token for /mcp (WWW-Authenticate: Bearer resource_metadata=…, scope=…)"},
+				"403": {Description: "insufficient_scope: the tool needs a scope the token lacks"},
 			}},
 		{Method: "GET", Path: "/authorize", OperationID: "oauthAuthorizeRoot", Summary: "Authorization endpoint at the root (2025-03-26 MCP default path)",
 			Description: "Redirects (302) to the authorization endpoint with the same query.", Tags: []string{t},
