@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -46,6 +47,7 @@ type endpoint struct {
 const (
 	metaGate     = "gatehouse.gate"
 	metaProvider = "gatehouse.provider"
+	metaScope    = "gatehouse.scope"
 )
 
 // register adds an operation. The wrapper applies the rate limit after the
@@ -63,7 +65,16 @@ func register[I, O any](s *server, e endpoint, h func(context.Context, *I) (*O, 
 	case maybeSignedIn:
 		op.Security = []map[string][]string{{}, {"bearer": {}}}
 	default:
+		scope, listed := routeScopes[op.OperationID]
+		if !listed {
+			panic("httpapi: " + op.OperationID + " has no entry in routeScopes")
+		}
+		op.Metadata[metaScope] = scope
 		op.Security = []map[string][]string{{"bearer": {}}}
+		if scope != "" {
+			op.Security = append(op.Security, map[string][]string{"oauth": {scope}})
+			op.Description += "\n\nOAuth access tokens for the API need the `" + scope + "` scope."
+		}
 		op.Errors = appendMissing(op.Errors, http.StatusUnauthorized, http.StatusForbidden)
 	}
 	if e.limit.perMinute > 0 {
@@ -154,6 +165,17 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 				ctx.SetHeader(k, v)
 			}
 		}
+		var se *scopeError
+		switch {
+		case errors.As(err, &se):
+			ctx.SetHeader("WWW-Authenticate", se.challenge)
+		case env.status == http.StatusUnauthorized && s.OAuth != nil && s.Config.Provider.Enabled:
+			code := ""
+			if ctx.Header("Authorization") != "" {
+				code = "invalid_token"
+			}
+			ctx.SetHeader("WWW-Authenticate", s.apiChallenge(code))
+		}
 		ctx.SetHeader("Content-Type", "application/json")
 		ctx.SetStatus(env.status)
 		_ = jsonEncode(ctx.BodyWriter(), env)
@@ -175,7 +197,24 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		fail(auth.ErrNotAuthenticated)
 		return
 	}
-	u, actor, err := s.Auth.Authenticate(ctx.Context(), raw)
+	var p principal
+	var err error
+	switch {
+	case isProviderToken(raw) && g == maybeSignedIn:
+		// Optional sign-in (social login) is first-party only.
+		next(ctx)
+		return
+	case isProviderToken(raw) && s.OAuth != nil && s.Config.Provider.Enabled:
+		scope, _ := ctx.Operation().Metadata[metaScope].(string)
+		var se *scopeError
+		p, se, err = s.providerPrincipal(ctx.Context(), raw, scope)
+		if se != nil {
+			fail(se)
+			return
+		}
+	default:
+		p.User, p.Actor, err = s.Auth.Authenticate(ctx.Context(), raw)
+	}
 	if err != nil && g == maybeSignedIn {
 		next(ctx)
 		return
@@ -184,15 +223,15 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 		fail(err)
 		return
 	}
-	if g == superuser && !u.IsSuperuser {
+	if g == superuser && !p.Actor.IsSuperuser {
 		fail(errNotSuperuser)
 		return
 	}
-	if g == admin && !u.IsSuperuser {
+	if g == admin && !p.Actor.IsSuperuser {
 		fail(errNotAdmin)
 		return
 	}
-	next(huma.WithValue(ctx, keyActor, principal{User: u, Actor: actor}))
+	next(huma.WithValue(ctx, keyActor, p))
 }
 
 var (

@@ -110,6 +110,18 @@ func newServer(d Deps) *server {
 			Description: "Access token from POST /api/v1/auth/login"},
 		"password": {Type: "oauth2", Flows: &huma.OAuthFlows{Password: &huma.OAuthFlow{
 			TokenURL: "/api/v1/auth/login/oauth", Scopes: map[string]string{}}}},
+		// Access tokens of Gatehouse's own authorization server with the
+		// API as audience (docs/SCOPES.md).
+		"oauth": {Type: "oauth2", Description: "Authorization-server access token with resource=" + d.Config.Provider.APIResource,
+			Flows: &huma.OAuthFlows{AuthorizationCode: &huma.OAuthFlow{
+				AuthorizationURL: providerPrefix + "/authorize", TokenURL: providerPrefix + "/token",
+				Scopes: map[string]string{
+					"read:users":          "Read the user's profile, sessions, linked accounts and consents",
+					"write:users":         "Update the user's profile and revoke their sessions",
+					"read:organizations":  "Read the user's organizations, members and invitations",
+					"write:organizations": "Create and manage the user's organizations",
+					"admin":               "Superusers only: the admin API and every superuser route",
+				}}}},
 	}
 	s.api = humachi.New(r, cfg)
 	s.api.UseMiddleware(s.authenticate)

@@ -88,6 +88,16 @@ type Service struct {
 
 // NewService returns the authorization server.
 func NewService(store Store, tokens *TokenSigner, opts Options, logger *slog.Logger) *Service {
+	// Requests are compared in canonical form (RFC 8707 §2), so the
+	// configured resources are too: an issuer written with an upper-case
+	// host or a default port still matches what clients send.
+	canonical := make([]string, 0, len(opts.Resources))
+	for _, r := range opts.Resources {
+		if c := CanonicalResource(r); c != "" && !slices.Contains(canonical, c) {
+			canonical = append(canonical, c)
+		}
+	}
+	opts.Resources = canonical
 	return &Service{store: store, tokens: tokens, opts: opts, logger: logger, Now: time.Now}
 }
 
@@ -308,6 +318,20 @@ func (s *Service) NeedsConsent(ctx context.Context, userID string, c Checked) (b
 // Approve issues an authorization code for scopes (a subset of c.Scopes)
 // and returns the redirect to the client.
 func (s *Service) Approve(ctx context.Context, userID string, authTime time.Time, c Checked, scopes []string) (string, error) {
+	// The admin scope is granted to superusers only (RFC 6749 §3.3 lets the
+	// server issue less than asked; the token response names the scopes).
+	if slices.Contains(scopes, "admin") {
+		u, err := s.store.UserByID(ctx, userID)
+		if err != nil {
+			return "", err
+		}
+		if !u.IsSuperuser {
+			scopes = slices.DeleteFunc(slices.Clone(scopes), func(v string) bool { return v == "admin" })
+		}
+		if len(scopes) == 0 {
+			return s.ErrorRedirect(c.Req, oerr("invalid_scope", "The admin scope is for superusers only")), nil
+		}
+	}
 	code := token.RandomSecret()
 	now := s.now()
 	rec := Code{ID: user.NewID(), Hash: token.HashSecret(code), ClientID: c.Client.ClientID, UserID: userID,
