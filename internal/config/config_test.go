@@ -575,3 +575,48 @@ func TestParseDotEnvFeedsLoad(t *testing.T) {
 		t.Errorf("Production, SecretKey, PoolSize = %v, %q, %d", c.Production(), c.Auth.SecretKey, c.DB.PoolSize)
 	}
 }
+
+func TestLoadProvider(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		c, _ := mustLoad(t, map[string]string{"OAUTH_ISSUER": "https://auth.example.com/"})
+		p := c.Provider
+		if p.Issuer != "https://auth.example.com" || p.MCPResource != "https://auth.example.com/mcp" ||
+			p.APIResource != "https://auth.example.com/api/v1" || len(p.Resources) != 2 {
+			t.Fatalf("issuer %q, resources %q %q %v", p.Issuer, p.MCPResource, p.APIResource, p.Resources)
+		}
+		if p.Registration != "open" || p.CIMDAllowPrivate {
+			t.Fatalf("registration %q, CIMD private %v", p.Registration, p.CIMDAllowPrivate)
+		}
+	})
+	t.Run("extra resources", func(t *testing.T) {
+		c, _ := mustLoad(t, map[string]string{"OAUTH_RESOURCES": "https://mcp.example.com/mcp/, https://api.example.com"})
+		p := c.Provider
+		if len(p.Resources) != 4 || p.Resources[2] != "https://mcp.example.com/mcp" || p.Resources[3] != "https://api.example.com" {
+			t.Fatalf("resources %v", p.Resources)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		msg := loadErr(t, map[string]string{"OAUTH_ISSUER": "https://auth.example.com/?x=1", "OAUTH_RESOURCES": "relative/path,https://a.example/#frag",
+			"OAUTH_REGISTRATION": "sometimes"})
+		wantProblem(t, msg, "OAUTH_ISSUER", "query or fragment")
+		wantProblem(t, msg, "OAUTH_RESOURCES", "relative/path")
+		wantProblem(t, msg, "OAUTH_RESOURCES", "#frag")
+		wantProblem(t, msg, "OAUTH_REGISTRATION", "open, token or off")
+		wantProblem(t, loadErr(t, map[string]string{"OAUTH_REGISTRATION": "token", "OAUTH_REGISTRATION_TOKEN": "short"}),
+			"OAUTH_REGISTRATION_TOKEN", "at least 16")
+	})
+	t.Run("production", func(t *testing.T) {
+		e := prodEnv()
+		e["OAUTH_PROVIDER_ENABLED"] = "true"
+		e["OAUTH_ISSUER"] = "http://auth.example.com"
+		e["OAUTH_CIMD_ALLOW_PRIVATE"] = "true"
+		msg := loadErr(t, e)
+		wantProblem(t, msg, "OAUTH_ISSUER", "https URL in production")
+		wantProblem(t, msg, "OAUTH_CIMD_ALLOW_PRIVATE", "production")
+		e["OAUTH_ISSUER"] = "https://auth.example.com"
+		delete(e, "OAUTH_CIMD_ALLOW_PRIVATE")
+		if c, _ := mustLoad(t, e); !c.Provider.Enabled || c.Provider.Issuer != "https://auth.example.com" {
+			t.Fatalf("provider %+v", c.Provider)
+		}
+	})
+}

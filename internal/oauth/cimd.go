@@ -210,7 +210,7 @@ func (s *Service) metadataClient(ctx context.Context, clientID string) (Client, 
 		scopes = intersect(ParseScope(doc.Scope), dynamicScopes())
 	}
 	name := strings.TrimSpace(doc.ClientName)
-	if name == "" || hasControl(name) {
+	if name == "" || hasControl(name) || strings.ContainsAny(name, "<>") {
 		u, _ := url.Parse(clientID)
 		name = u.Host
 	}

@@ -76,6 +76,10 @@ func (s *Service) RegisterDynamic(ctx context.Context, in DynamicRegistration) (
 	if utf8.RuneCountInString(name) > 255 || hasControl(name) {
 		return bad("client_name must have at most 255 characters without control characters")
 	}
+	if strings.ContainsAny(name, "<>") {
+		// Shown on consent pages: markup is never a legitimate name.
+		return bad("client_name must not contain markup (< or >)")
+	}
 	if name == "" {
 		name = "Unnamed client"
 	}
