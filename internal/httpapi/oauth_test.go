@@ -1524,6 +1524,27 @@ func TestOAuthUserLifecycleRevokesProviderTokens(t *testing.T) {
 			}
 		})
 
+		t.Run("password change", func(t *testing.T) {
+			dave := e.User("dave@example.com")
+			tok := oaFlow(t, e, s.conf, dave.Access, url.Values{"scope": {"openid"}})
+			e.Patch("/api/v1/users/me/password", dave.Access, map[string]any{"current_password": apitest.Password, "new_password": "An0ther!Passw0rd"}).
+				Expect(t, http.StatusOK, "")
+			oaErr(t, oaRefresh(e, s.conf, tok.RefreshToken, nil), 400, "invalid_grant", "")
+			if oaAccessWorks(t, e, tok.AccessToken) {
+				t.Fatal("after a password change the provider access token still works at userinfo")
+			}
+		})
+
+		t.Run("logout from all devices", func(t *testing.T) {
+			erin := e.User("erin@example.com")
+			tok := oaFlow(t, e, s.conf, erin.Access, url.Values{"scope": {"openid"}})
+			e.Post("/api/v1/auth/logout-all", erin.Access, nil).Expect(t, http.StatusOK, "")
+			oaErr(t, oaRefresh(e, s.conf, tok.RefreshToken, nil), 400, "invalid_grant", "")
+			if oaAccessWorks(t, e, tok.AccessToken) {
+				t.Fatal("after logout-all the provider access token still works at userinfo")
+			}
+		})
+
 		t.Run("delete", func(t *testing.T) {
 			carol := e.User("carol@example.com")
 			tok := oaFlow(t, e, s.conf, carol.Access, url.Values{"scope": {"openid"}})
