@@ -57,6 +57,7 @@ type Store struct {
 	q      querier
 	inTx   bool
 	engine Engine
+	stmts  *stmtCache // SQLite only; nil on PostgreSQL
 }
 
 // Open connects to the database named by cfg.URL and configures the pool.
@@ -86,7 +87,12 @@ func Open(ctx context.Context, cfg config.DB) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s: %w", redactURL(cfg.URL), err)
 	}
-	return &Store{db: db, q: db, engine: engine}, nil
+	st := &Store{db: db, q: db, engine: engine}
+	if engine == SQLite {
+		st.stmts = newStmtCache(db)
+		st.q = cachedDB{DB: db, cache: st.stmts}
+	}
+	return st, nil
 }
 
 func openSQLite(path string) (*sql.DB, error) {
@@ -194,7 +200,12 @@ func (s *Store) Engine() Engine { return s.engine }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.stmts != nil {
+		s.stmts.close()
+	}
+	return s.db.Close()
+}
 
 // Ping checks that the database answers a query.
 func (s *Store) Ping(ctx context.Context) error {
@@ -215,7 +226,11 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	if err != nil {
 		return wrap("begin", err)
 	}
-	if err := fn(&Store{db: s.db, q: tx, inTx: true, engine: s.engine}); err != nil {
+	var q querier = tx
+	if s.stmts != nil {
+		q = cachedTx{Tx: tx, cache: s.stmts}
+	}
+	if err := fn(&Store{db: s.db, q: q, inTx: true, engine: s.engine, stmts: s.stmts}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
