@@ -68,6 +68,9 @@ type Store interface {
 	UpdatePasswordHash(ctx context.Context, userID, oldHash, newHash string, now time.Time) error
 
 	CreateSession(ctx context.Context, s Session) error
+	// TokenSession is SessionWithUser for token checks: only the session's
+	// ID, UserID, Kind, IsActive and RefreshHash are filled in.
+	TokenSession(ctx context.Context, sessionID string) (Session, user.User, error)
 	// SessionWithUser returns a session and its user; ErrSessionNotFound if
 	// either is missing.
 	SessionWithUser(ctx context.Context, sessionID string) (Session, user.User, error)

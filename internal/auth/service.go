@@ -167,7 +167,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, ErrRefreshInvalid
 	}
-	sess, u, err := s.store.SessionWithUser(ctx, c.SessionID)
+	sess, u, err := s.store.TokenSession(ctx, c.SessionID)
 	if errors.Is(err, ErrSessionNotFound) {
 		return Tokens{}, ErrSessionRevoked
 	}
@@ -206,7 +206,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (user.User, user
 	if err != nil {
 		return user.User{}, user.Actor{}, ErrInvalidToken
 	}
-	sess, u, err := s.store.SessionWithUser(ctx, c.SessionID)
+	sess, u, err := s.store.TokenSession(ctx, c.SessionID)
 	if errors.Is(err, ErrSessionNotFound) {
 		return user.User{}, user.Actor{}, ErrInvalidToken
 	}

@@ -61,6 +61,28 @@ func (s *Store) CreateSession(ctx context.Context, sess auth.Session) error {
 	return wrap("create session", err)
 }
 
+// TokenSession loads what checking a token needs, on every authenticated
+// request: the session's owner, kind, state and refresh hash, and its user
+// (deleted users included, so the caller can tell them apart). The other
+// session columns stay unread (auth.Session leaves them zero): this is the
+// hottest query of the service, and every column scanned costs.
+func (s *Store) TokenSession(ctx context.Context, sessionID string) (auth.Session, user.User, error) {
+	sess := auth.Session{ID: sessionID}
+	var ur userRow
+	err := s.q.QueryRowContext(ctx, `SELECT s.user_id, s.kind, s.is_active, s.refresh_token_hash,
+			u.id, u.email, u.password_hash, u.first_name, u.last_name, u.phone_number, u.is_active, u.is_superuser,
+			u.preferences, u.locale, u.password_changed_at, u.created_at, u.updated_at, u.deleted_at
+		FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`, sessionID).
+		Scan(append([]any{&sess.UserID, &sess.Kind, &sess.IsActive, &sess.RefreshHash}, ur.dest()...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return auth.Session{}, user.User{}, auth.ErrSessionNotFound
+	}
+	if err != nil {
+		return auth.Session{}, user.User{}, wrap("token session", err)
+	}
+	return sess, ur.user(), nil
+}
+
 // SessionWithUser loads a session and its user (deleted users included, so
 // the caller can tell them apart) in one query.
 func (s *Store) SessionWithUser(ctx context.Context, sessionID string) (auth.Session, user.User, error) {

@@ -300,6 +300,19 @@ func claimsJSON(t *testing.T, c jwt.MapClaims) string {
 	return string(b)
 }
 
+// Another JOSE library may encode the same header differently; the
+// signature, not the header's spelling, is what makes a token ours.
+func TestParseAcceptsOtherHeaderEncodings(t *testing.T) {
+	key := []byte(testSecret)
+	s := newSigner(t0)
+	for _, h := range []string{`{"typ":"JWT","alg":"HS256"}`, `{"alg": "HS256"}`, `{"alg":"HS256","typ":"JWT","kid":"k1"}`} {
+		c, err := s.Parse(rawHS256(h, claimsJSON(t, validClaims()), key), TypeAccess)
+		if err != nil || c.Subject == "" {
+			t.Errorf("header %s: %v", h, err)
+		}
+	}
+}
+
 func TestParseRejectsForgedAndMalformedTokens(t *testing.T) {
 	key := []byte(testSecret)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -359,6 +372,9 @@ func TestParseRejectsForgedAndMalformedTokens(t *testing.T) {
 		{"payload JSON array", rawHS256(`{"alg":"HS256","typ":"JWT"}`, `[1,2,3]`, key)},
 		{"payload not base64", goodParts[0] + ".%%%." + goodParts[2]},
 		{"signature not base64", goodParts[0] + "." + goodParts[1] + ".***"},
+		{"critical header extension", rawHS256(`{"alg":"HS256","typ":"JWT","crit":["exp"],"exp":1}`, claimsJSON(t, validClaims()), key)},
+		{"unencoded payload (b64 false)", rawHS256(`{"alg":"HS256","b64":false,"crit":["b64"]}`, claimsJSON(t, validClaims()), key)},
+		{"oversized", rawHS256(`{"alg":"HS256","typ":"JWT"}`, claimsJSON(t, with(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("x", 9000) })), key)},
 		{"whitespace around", " " + good + " "},
 		{"Bearer prefix", "Bearer " + good},
 	}
