@@ -87,7 +87,7 @@ func (s *Service) Introspect(ctx context.Context, cr ClientCredentials, raw, hin
 			return out, nil
 		}
 	}
-	rt, err := s.store.RefreshTokenByHash(ctx, token.HashSecret(raw))
+	rt, u, err := s.store.RefreshTokenWithUser(ctx, token.HashSecret(raw))
 	if errors.Is(err, ErrUnknownRefresh) {
 		if hint == "refresh_token" {
 			if out, ok := s.introspectAccess(ctx, raw); ok {
@@ -102,8 +102,7 @@ func (s *Service) Introspect(ctx context.Context, cr ClientCredentials, raw, hin
 	if rt.RevokedAt != nil || rt.RotatedAt != nil || !now.Before(rt.ExpiresAt) {
 		return inactive(), nil
 	}
-	u, err := s.store.UserByID(ctx, rt.UserID)
-	if err != nil || !u.IsActive {
+	if u.DeletedAt != nil || !u.IsActive {
 		return inactive(), nil
 	}
 	out := inactive()
@@ -146,18 +145,11 @@ func (s *Service) VerifyAccessToken(ctx context.Context, raw string) (AccessClai
 	if err != nil {
 		return AccessClaims{}, err
 	}
-	rt, err := s.store.RefreshTokenByID(ctx, c.ID)
-	if errors.Is(err, ErrUnknownRefresh) {
-		return AccessClaims{}, ErrTokenInactive
-	}
+	live, err := s.store.GrantLive(ctx, c.ID, c.Subject)
 	if err != nil {
 		return AccessClaims{}, err
 	}
-	if rt.RevokedAt != nil || rt.UserID != c.Subject {
-		return AccessClaims{}, ErrTokenInactive
-	}
-	u, err := s.store.UserByID(ctx, c.Subject)
-	if err != nil || !u.IsActive {
+	if !live {
 		return AccessClaims{}, ErrTokenInactive
 	}
 	return c, nil

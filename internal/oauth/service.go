@@ -43,7 +43,13 @@ type Store interface {
 
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	RefreshTokenByHash(ctx context.Context, hash string) (RefreshToken, error) // ErrUnknownRefresh
-	RefreshTokenByID(ctx context.Context, id string) (RefreshToken, error)     // ErrUnknownRefresh
+	// RefreshTokenWithUser is RefreshTokenByHash with the token's user
+	// (deleted users included).
+	RefreshTokenWithUser(ctx context.Context, hash string) (RefreshToken, user.User, error) // ErrUnknownRefresh
+	RefreshTokenByID(ctx context.Context, id string) (RefreshToken, error)                  // ErrUnknownRefresh
+	// GrantLive reports whether refresh-token row refreshID is unrevoked and
+	// belongs to userID, who is active and not deleted.
+	GrantLive(ctx context.Context, refreshID, userID string) (bool, error)
 	// RotateRefreshToken marks old rotated and stores next, atomically;
 	// false (and nothing stored) when old was already rotated or revoked.
 	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken, now time.Time) (bool, error)
@@ -571,7 +577,7 @@ func (s *Service) refresh(ctx context.Context, r TokenRequest) (TokenResponse, e
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	old, err := s.store.RefreshTokenByHash(ctx, token.HashSecret(r.RefreshToken))
+	old, u, err := s.store.RefreshTokenWithUser(ctx, token.HashSecret(r.RefreshToken))
 	if errors.Is(err, ErrUnknownRefresh) {
 		return TokenResponse{}, oerr("invalid_grant", "Invalid refresh token")
 	}
@@ -601,9 +607,8 @@ func (s *Service) refresh(ctx context.Context, r TokenRequest) (TokenResponse, e
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	u, err := s.activeUser(ctx, old.UserID)
-	if err != nil {
-		return TokenResponse{}, err
+	if u.DeletedAt != nil || !u.IsActive {
+		return TokenResponse{}, oerr("invalid_grant", "User not found or inactive")
 	}
 	ua, ip := r.UserAgent, r.IP
 	if ua == "" && old.DeviceInfo != nil {

@@ -33,11 +33,12 @@ type TokenSigner struct {
 	accessAlg string
 	now       func() time.Time
 	parser    *jwt.Parser
+	verified  *verifiedCache
 }
 
 // NewTokenSigner returns a signer for issuer.
 func NewTokenSigner(km *keys.Manager, issuer, accessAlg string) *TokenSigner {
-	return &TokenSigner{keys: km, issuer: issuer, accessAlg: accessAlg, now: time.Now,
+	return &TokenSigner{keys: km, issuer: issuer, accessAlg: accessAlg, now: time.Now, verified: newVerifiedCache(),
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{keys.ES256, keys.RS256}), jwt.WithoutClaimsValidation())}
 }
 
@@ -73,6 +74,24 @@ var ErrBadToken = errors.New("not a valid access token of this server")
 // published keys), type, issuer and expiry. checkExpiry false accepts
 // expired tokens (revocation).
 func (s *TokenSigner) VerifyAccess(ctx context.Context, raw string, checkExpiry bool) (AccessClaims, error) {
+	now := s.now()
+	c, ok := s.verified.get(raw, now)
+	if !ok {
+		var err error
+		if c, err = s.verifySignature(ctx, raw); err != nil {
+			return AccessClaims{}, err
+		}
+		s.verified.put(raw, c, now.Add(verifiedTTL))
+	}
+	if checkExpiry && !now.Before(c.ExpiresAt.Time) {
+		return AccessClaims{}, fmt.Errorf("%w: expired", ErrBadToken)
+	}
+	return c, nil
+}
+
+// verifySignature does the work VerifyAccess caches: signature, type,
+// issuer and the presence of the claims every check relies on.
+func (s *TokenSigner) verifySignature(ctx context.Context, raw string) (AccessClaims, error) {
 	var c AccessClaims
 	t, err := s.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -93,9 +112,6 @@ func (s *TokenSigner) VerifyAccess(ctx context.Context, raw string, checkExpiry 
 	}
 	if c.Issuer != s.issuer || c.Subject == "" || c.ID == "" || c.ExpiresAt == nil {
 		return AccessClaims{}, ErrBadToken
-	}
-	if checkExpiry && !s.now().Before(c.ExpiresAt.Time) {
-		return AccessClaims{}, fmt.Errorf("%w: expired", ErrBadToken)
 	}
 	return c, nil
 }

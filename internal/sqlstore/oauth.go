@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/gatehouse-dev/gatehouse/internal/oauth"
+	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
 
 const clientColumns = `id, client_id, client_secret_hash, client_name, client_description, client_type, redirect_uris,
@@ -160,21 +161,56 @@ func (s *Store) RedeemCode(ctx context.Context, codeID string, first oauth.Refre
 const refreshColumns = `id, token_hash, family_id, code_id, client_id, user_id, scope, resource, auth_time, expires_at,
 	rotated_at, revoked_at, device_info, ip_address, created_at`
 
+// refreshRow holds an oauth_provider_refresh_tokens row while scanning.
+type refreshRow struct {
+	t                       oauth.RefreshToken
+	code, resource, dev, ip sql.NullString
+	rotated, revoked        sql.NullTime
+}
+
+// dest returns the scan destinations, in refreshColumns order.
+func (r *refreshRow) dest() []any {
+	return []any{&r.t.ID, &r.t.Hash, &r.t.FamilyID, &r.code, &r.t.ClientID, &r.t.UserID, &r.t.Scope, &r.resource,
+		&r.t.AuthTime, &r.t.ExpiresAt, &r.rotated, &r.revoked, &r.dev, &r.ip, &r.t.CreatedAt}
+}
+
+func (r *refreshRow) token() oauth.RefreshToken {
+	t := r.t
+	t.CodeID, t.Resource, t.DeviceInfo, t.IPAddress = strPtr(r.code), r.resource.String, strPtr(r.dev), strPtr(r.ip)
+	t.RotatedAt, t.RevokedAt = timePtr(r.rotated), timePtr(r.revoked)
+	t.AuthTime, t.ExpiresAt, t.CreatedAt = t.AuthTime.UTC(), t.ExpiresAt.UTC(), t.CreatedAt.UTC()
+	return t
+}
+
 func scanRefresh(rs rowScanner) (oauth.RefreshToken, error) {
-	var (
-		t                       oauth.RefreshToken
-		code, resource, dev, ip sql.NullString
-		rotated, revoked        sql.NullTime
-	)
-	err := rs.Scan(&t.ID, &t.Hash, &t.FamilyID, &code, &t.ClientID, &t.UserID, &t.Scope, &resource, &t.AuthTime, &t.ExpiresAt,
-		&rotated, &revoked, &dev, &ip, &t.CreatedAt)
-	if err != nil {
+	var r refreshRow
+	if err := rs.Scan(r.dest()...); err != nil {
 		return oauth.RefreshToken{}, err
 	}
-	t.CodeID, t.Resource, t.DeviceInfo, t.IPAddress = strPtr(code), resource.String, strPtr(dev), strPtr(ip)
-	t.RotatedAt, t.RevokedAt = timePtr(rotated), timePtr(revoked)
-	t.AuthTime, t.ExpiresAt, t.CreatedAt = t.AuthTime.UTC(), t.ExpiresAt.UTC(), t.CreatedAt.UTC()
-	return t, nil
+	return r.token(), nil
+}
+
+// RefreshTokenWithUser returns a refresh token by the hash of its secret
+// together with its user (deleted users included): the refresh grant needs
+// both, in one lookup.
+func (s *Store) RefreshTokenWithUser(ctx context.Context, hash string) (oauth.RefreshToken, user.User, error) {
+	var (
+		rr refreshRow
+		ur userRow
+	)
+	err := s.q.QueryRowContext(ctx, `SELECT t.id, t.token_hash, t.family_id, t.code_id, t.client_id, t.user_id, t.scope,
+			t.resource, t.auth_time, t.expires_at, t.rotated_at, t.revoked_at, t.device_info, t.ip_address, t.created_at,
+			u.id, u.email, u.password_hash, u.first_name, u.last_name, u.phone_number, u.is_active, u.is_superuser,
+			u.preferences, u.locale, u.password_changed_at, u.created_at, u.updated_at, u.deleted_at
+		FROM oauth_provider_refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`, hash).
+		Scan(append(rr.dest(), ur.dest()...)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return oauth.RefreshToken{}, user.User{}, oauth.ErrUnknownRefresh
+	}
+	if err != nil {
+		return oauth.RefreshToken{}, user.User{}, wrap("refresh token with user", err)
+	}
+	return rr.token(), ur.user(), nil
 }
 
 func (s *Store) insertRefresh(ctx context.Context, t oauth.RefreshToken) error {
@@ -210,6 +246,21 @@ func (s *Store) RefreshTokenByID(ctx context.Context, id string) (oauth.RefreshT
 		return oauth.RefreshToken{}, oauth.ErrUnknownRefresh
 	}
 	return t, wrap("refresh token by id", err)
+}
+
+// GrantLive reports whether the grant of an access token (the refresh-token
+// row named by its jti) is unrevoked and belongs to userID, and that user is
+// active and not deleted: one indexed lookup, made on every use of a
+// provider access token.
+func (s *Store) GrantLive(ctx context.Context, refreshID, userID string) (bool, error) {
+	if u, err := uuid.Parse(refreshID); err != nil || u.String() != refreshID {
+		return false, nil
+	}
+	var n int
+	err := s.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM oauth_provider_refresh_tokens t JOIN users u ON u.id = t.user_id
+		WHERE t.id = $1 AND t.user_id = $2 AND t.revoked_at IS NULL AND u.is_active = TRUE AND u.deleted_at IS NULL`,
+		refreshID, userID).Scan(&n)
+	return n == 1, wrap("grant live", err)
 }
 
 // RotateRefreshToken marks old rotated (once) and stores next in the same

@@ -531,3 +531,39 @@ func TestProviderGrantsFollowUserDeletion(t *testing.T) {
 		}
 	})
 }
+
+func TestProviderGrantLive(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		c := provClient(t, st, "grant", provNow)
+		alice, bob := provUser(t, st, "alice@example.com"), provUser(t, st, "bob@example.com")
+		live := func(id, userID string) bool {
+			t.Helper()
+			ok, err := st.GrantLive(ctx, id, userID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		a := provRefresh(t, st, c, alice, user.NewID(), nil, provNow.Add(time.Hour))
+		if !live(a.ID, alice.ID) {
+			t.Fatal("a fresh grant is not live")
+		}
+		if live(a.ID, bob.ID) || live(user.NewID(), alice.ID) || live("not-a-uuid", alice.ID) || live(strings.ToUpper(a.ID), alice.ID) {
+			t.Fatal("a grant is live for another user, an unknown id or a non-canonical id")
+		}
+		if _, err := st.RevokeRefreshFamily(ctx, a.FamilyID, provNow); err != nil {
+			t.Fatal(err)
+		}
+		if live(a.ID, alice.ID) {
+			t.Fatal("a revoked grant is live")
+		}
+		b := provRefresh(t, st, c, bob, user.NewID(), nil, provNow.Add(time.Hour))
+		if err := st.SoftDeleteUser(ctx, bob.ID, provNow); err != nil {
+			t.Fatal(err)
+		}
+		if live(b.ID, bob.ID) {
+			t.Fatal("a deleted user's grant is live")
+		}
+	})
+}
