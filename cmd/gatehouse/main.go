@@ -143,6 +143,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if err := a.EnsureFirstSuperuser(ctx, logger); err != nil {
 		return err
 	}
@@ -300,6 +301,7 @@ func rotateKeys(ctx context.Context, cfg config.Config, logger *slog.Logger, arg
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if err := a.Keys.Ensure(ctx); err != nil {
 		return err
 	}

@@ -47,13 +47,18 @@ type Option func(env map[string]string)
 // WithEnv sets one environment variable.
 func WithEnv(k, v string) Option { return func(m map[string]string) { m[k] = v } }
 
-// New starts a service on engine.
+// SameDatabase makes the service use other's database instead of a fresh
+// one: several instances of one deployment (other must be on the same
+// engine, and the first to start: its database lives as long as its test).
+func SameDatabase(other *Env) Option { return WithEnv("DATABASE_URL", other.Config.DB.URL) }
+
+// New starts a service on engine, with a database of its own unless an
+// option names one (SameDatabase).
 func New(t testing.TB, engine sqlstore.Engine, opts ...Option) *Env {
 	t.Helper()
 	smtp := mailtest.Start(t)
 	vars := map[string]string{
 		"SECRET_KEY":         Secret,
-		"DATABASE_URL":       dbtest.URL(t, engine),
 		"BCRYPT_COST":        "4",
 		"RATE_LIMIT_ENABLED": "false",
 		"SMTP_HOST":          smtp.Host,
@@ -66,6 +71,9 @@ func New(t testing.TB, engine sqlstore.Engine, opts ...Option) *Env {
 	}
 	for _, o := range opts {
 		o(vars)
+	}
+	if vars["DATABASE_URL"] == "" {
+		vars["DATABASE_URL"] = dbtest.URL(t, engine)
 	}
 	cfg, _, err := config.Load(func(k string) string { return vars[k] })
 	if err != nil {
@@ -92,6 +100,7 @@ func New(t testing.TB, engine sqlstore.Engine, opts ...Option) *Env {
 		srv.Close()
 		cancel()
 		<-done
+		a.Close()
 		st.Close()
 	})
 	return &Env{T: t, Engine: engine, App: a, Server: srv, Mail: smtp, Config: cfg, Logs: logs}

@@ -46,6 +46,8 @@ type App struct {
 	Mail      *mail.Queue
 	Handler   http.Handler
 	Scheduler *scheduler.Scheduler
+
+	redis *ratelimit.Redis // nil without REDIS_URL
 }
 
 // New wires every component on an open, migrated store.
@@ -64,7 +66,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		sender = mail.NewSMTP(cfg.Mail)
 	}
 	queue := mail.NewQueue(sender, logger, 1000)
-	counter := ratelimit.NewMemory()
+	counter, rdb, err := rateCounter(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	limiter := ratelimit.NewLimiter(counter)
 	throttle := ratelimit.NewThrottle(counter, cfg.Auth.LoginMaxFailures, cfg.Auth.LoginFailureWindow)
 
@@ -107,9 +112,33 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
 		Social: socialSvc, OAuth: oauthSvc, Keys: km, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping,
 		PagesKey: pagesKey})
-	sched := scheduler.New(logger, 2, scheduler.CleanupJobs(st)...)
+	sched := scheduler.New(logger, 2, st, scheduler.CleanupJobs(st)...)
 	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,
-		Social: socialSvc, OAuth: oauthSvc, Keys: km, Mail: queue, Handler: handler, Scheduler: sched}, nil
+		Social: socialSvc, OAuth: oauthSvc, Keys: km, Mail: queue, Handler: handler, Scheduler: sched, redis: rdb}, nil
+}
+
+// rateCounter returns the counter behind the per-IP limits and the
+// per-account login throttle: in memory, or with REDIS_URL in Redis, shared
+// by every instance, falling back to memory while Redis does not answer (the
+// Redis is returned too, for Close).
+func rateCounter(cfg config.Config, logger *slog.Logger) (ratelimit.Counter, *ratelimit.Redis, error) {
+	if cfg.Redis.URL == "" {
+		return ratelimit.NewMemory(), nil, nil
+	}
+	rdb, err := ratelimit.NewRedis(cfg.Redis.URL, cfg.Redis.KeyPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ratelimit.NewFailover(rdb, ratelimit.NewMemory(), logger), rdb, nil
+}
+
+// Close releases what New opened besides the store (which the caller
+// opened and closes): the connections to Redis.
+func (a *App) Close() error {
+	if a.redis != nil {
+		return a.redis.Close()
+	}
+	return nil
 }
 
 // secretKey returns SECRET_KEY, or outside production a random key

@@ -8,6 +8,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -17,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Config is the whole configuration, split by concern; each constructor in
@@ -36,6 +39,7 @@ type Config struct {
 	Password  Password
 	Mail      Mail
 	RateLimit RateLimit
+	Redis     Redis
 	Log       Log
 
 	FrontendURL       string // FRONTEND_URL
@@ -169,6 +173,13 @@ type RateLimit struct {
 	Multiplier int  // 100 when IS_TEST=True for the endpoints the reference multiplies
 }
 
+// Redis is the optional Redis server that several instances share their
+// rate-limit counts through. Without it every instance counts for itself.
+type Redis struct {
+	URL       string // REDIS_URL: redis://[user:password@]host[:port][/db], rediss:// (TLS) or unix://; empty: no Redis
+	KeyPrefix string // REDIS_KEY_PREFIX: prepended to every key, so one Redis can serve several deployments
+}
+
 // Log is the logger.
 type Log struct {
 	Format string // LOG_FORMAT: json | text
@@ -255,6 +266,10 @@ func Load(getenv func(string) string) (Config, []string, error) {
 	if c.IsTest {
 		c.RateLimit.Multiplier = 100
 	}
+
+	c.Redis.URL = r.str("REDIS_URL", "")
+	c.Redis.KeyPrefix = r.str("REDIS_KEY_PREFIX", "gatehouse:")
+	checkRedisURL(&r, c.Redis.URL)
 
 	c.Log.Format = strings.ToLower(r.str("LOG_FORMAT", "text"))
 	if c.Log.Format != "json" && c.Log.Format != "text" {
@@ -419,6 +434,22 @@ func checkDatabaseURL(r *reader, raw string) {
 		}
 	default:
 		r.fail("DATABASE_URL", "must start with sqlite://, postgres:// or postgresql://")
+	}
+}
+
+// checkRedisURL applies the rules of the Redis client itself, so a URL that
+// passes here cannot fail later. The message never repeats the URL, which
+// may carry a password.
+func checkRedisURL(r *reader, raw string) {
+	if raw == "" {
+		return
+	}
+	if _, err := redis.ParseURL(raw); err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		r.fail("REDIS_URL", "must be a redis://, rediss:// or unix:// URL: %v", err)
 	}
 }
 

@@ -620,3 +620,37 @@ func TestLoadProvider(t *testing.T) {
 		}
 	})
 }
+
+func TestLoadRedis(t *testing.T) {
+	c, _ := mustLoad(t, map[string]string{})
+	if c.Redis.URL != "" || c.Redis.KeyPrefix != "gatehouse:" {
+		t.Errorf("defaults: %+v, want no Redis and prefix gatehouse:", c.Redis)
+	}
+	for _, good := range []string{
+		"redis://127.0.0.1:6379/0",
+		"redis://:s3cret@redis.internal/2",
+		"rediss://user:s3cret@redis.example.com:6380",
+		"redis://localhost",
+		"unix:///run/redis.sock?db=1",
+	} {
+		c, _ := mustLoad(t, map[string]string{"REDIS_URL": good, "REDIS_KEY_PREFIX": "prod-eu:"})
+		if c.Redis.URL != good || c.Redis.KeyPrefix != "prod-eu:" {
+			t.Errorf("REDIS_URL=%s: %+v", good, c.Redis)
+		}
+	}
+	for _, bad := range []string{
+		"127.0.0.1:6379",
+		"http://redis:6379",
+		"redis://redis:6379/zero",
+		"redis://redis:6379/0/1",
+		"unix://",
+		"redis://redis:6379/0?no_such_option=1",
+		"redis://user:s3cret@[::1:6379/0",
+	} {
+		msg := loadErr(t, map[string]string{"REDIS_URL": bad})
+		wantProblem(t, msg, "REDIS_URL")
+		if strings.Contains(msg, "s3cret") {
+			t.Errorf("REDIS_URL=%s: the error repeats the password: %s", bad, msg)
+		}
+	}
+}

@@ -78,9 +78,18 @@ type Manager struct {
 	Retention time.Duration
 	Now       func() time.Time
 
-	mu       sync.Mutex
-	keys     []Key
-	loadedAt time.Time
+	mu        sync.Mutex
+	keys      []Key
+	loadedAt  time.Time // when the keys were last read
+	startedAt time.Time // when the last reload started
+	pending   *reloadCall
+}
+
+// reloadCall is a reload waited for by the verifications of unknown kids
+// that arrived before it started reading.
+type reloadCall struct {
+	done chan struct{}
+	err  error
 }
 
 // NewManager returns a Manager; call Ensure before use.
@@ -88,8 +97,18 @@ func NewManager(store Store, box *seal.Box, retention time.Duration) *Manager {
 	return &Manager{store: store, box: box, Retention: retention, Now: time.Now}
 }
 
-// refreshEvery bounds how stale another instance's rotation can be here.
+// refreshEvery bounds how long this instance keeps signing with a key that
+// another instance has rotated out (those tokens stay valid everywhere
+// anyway) and how long its JWKS lacks the new key.
 const refreshEvery = time.Minute
+
+// minReload is the least time between two reloads (except the explicit ones
+// of Ensure and Rotate), so tokens with made-up kids, or a database that
+// does not answer, cost at most one query a second.
+const minReload = time.Second
+
+// reloadTimeout bounds a reload that several verifications wait for.
+const reloadTimeout = 5 * time.Second
 
 // Ensure loads the keys and creates a signing key for each algorithm that
 // has none.
@@ -169,6 +188,9 @@ func (m *Manager) create(ctx context.Context, alg string) (Key, error) {
 
 // reload reads every key from the store.
 func (m *Manager) reload(ctx context.Context) error {
+	m.mu.Lock()
+	m.startedAt = m.Now()
+	m.mu.Unlock()
 	stored, err := m.store.SigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
@@ -181,7 +203,9 @@ func (m *Manager) reload(ctx context.Context) error {
 		}
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].CreatedAt.After(keys[j].CreatedAt) })
+	// Stable: keys created in the same microsecond keep the store's order
+	// (then by id), so every instance picks the same one to sign with.
+	sort.SliceStable(keys, func(i, j int) bool { return keys[i].CreatedAt.After(keys[j].CreatedAt) })
 	m.mu.Lock()
 	m.keys, m.loadedAt = keys, m.Now()
 	m.mu.Unlock()
@@ -208,14 +232,64 @@ func (m *Manager) open(s Stored) (Key, error) {
 	return Key{ID: s.ID, Algorithm: s.Algorithm, Signer: signer, Public: signer.Public(), CreatedAt: s.CreatedAt, RetiredAt: s.RetiredAt}, nil
 }
 
-// maybeReload refreshes the cache when it is older than refreshEvery.
+// maybeReload refreshes the cache when it is older than refreshEvery. One
+// caller reloads while the others go on with the cached keys, and a failed
+// reload is retried after minReload, not by every request.
 func (m *Manager) maybeReload(ctx context.Context) {
 	m.mu.Lock()
-	stale := m.Now().Sub(m.loadedAt) > refreshEvery
+	now := m.Now()
+	due := now.Sub(m.loadedAt) > refreshEvery && now.Sub(m.startedAt) >= minReload && m.pending == nil
+	if due {
+		m.startedAt = now
+	}
 	m.mu.Unlock()
-	if stale {
+	if due {
 		_ = m.reload(ctx) // keep the cached keys when the database hiccups
 	}
+}
+
+// reloadForKid reloads the keys for a verification that met an unknown kid,
+// which another instance may have just created. Reloads start at least
+// minReload apart: a caller joins the next reload that has not started
+// reading yet, or schedules one for when minReload has passed since the last
+// one, and waits for it. So a new key is found at most a second after it
+// was stored, while made-up kids cost at most one query a second however
+// many requests carry them.
+func (m *Manager) reloadForKid(ctx context.Context) error {
+	m.mu.Lock()
+	c := m.pending
+	if c == nil {
+		c = &reloadCall{done: make(chan struct{})}
+		m.pending = c
+		wait := m.startedAt.Add(minReload).Sub(m.Now())
+		m.mu.Unlock()
+		m.lead(ctx, c, wait)
+	} else {
+		m.mu.Unlock()
+	}
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lead runs the reload c after wait. Others wait for it, so neither the
+// wait nor the query stops when the leading request is cancelled.
+func (m *Manager) lead(ctx context.Context, c *reloadCall, wait time.Duration) {
+	if wait > 0 {
+		t := time.NewTimer(min(wait, minReload))
+		<-t.C
+	}
+	m.mu.Lock()
+	m.pending = nil       // callers from now on need a later reload…
+	m.startedAt = m.Now() // …which waits for minReload from now
+	m.mu.Unlock()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reloadTimeout)
+	defer cancel()
+	c.err = m.reload(rctx)
+	close(c.done)
 }
 
 func (m *Manager) active(alg string) (Key, error) {
@@ -235,25 +309,37 @@ func (m *Manager) Signing(ctx context.Context, alg string) (Key, error) {
 	return m.active(alg)
 }
 
-// Verification returns the published key with this kid, reloading once when
-// it is unknown (another instance may have rotated).
+// Verification returns the published key with this kid, reloading when it
+// is unknown (another instance may have rotated; see reloadForKid).
 func (m *Manager) Verification(ctx context.Context, kid string) (Key, error) {
 	m.maybeReload(ctx)
 	if k, ok := m.published(kid); ok {
 		return k, nil
 	}
-	m.mu.Lock()
-	recent := m.Now().Sub(m.loadedAt) < time.Second
-	m.mu.Unlock()
-	if !recent {
-		if err := m.reload(ctx); err != nil {
-			return Key{}, err
-		}
-		if k, ok := m.published(kid); ok {
-			return k, nil
-		}
+	if !wellFormedKid(kid) {
+		return Key{}, ErrUnknownKey // no key of ours has such a kid
+	}
+	if err := m.reloadForKid(ctx); err != nil {
+		return Key{}, err
+	}
+	if k, ok := m.published(kid); ok {
+		return k, nil
 	}
 	return Key{}, ErrUnknownKey
+}
+
+// wellFormedKid reports whether kid looks like the kids of this package:
+// an RFC 7638 SHA-256 thumbprint, 43 characters of unpadded base64url.
+func wellFormedKid(kid string) bool {
+	if len(kid) != 43 {
+		return false
+	}
+	for _, c := range kid {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Manager) published(kid string) (Key, bool) {

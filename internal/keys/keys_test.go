@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -333,7 +334,9 @@ func TestSecondManagerSeesRotation(t *testing.T) {
 
 // A second instance verifies tokens of another instance's new key before its
 // periodic reload: an unknown kid makes it reload, at most once a second, so
-// random kids cannot make every request hit the database.
+// random kids cannot make every request hit the database; a verification
+// arriving within that second waits for the next reload rather than refusing
+// a good token.
 func TestSecondManagerReloadsOnUnknownKid(t *testing.T) {
 	eachStore(t, func(t *testing.T, st *sqlstore.Store) {
 		ctx := context.Background()
@@ -358,17 +361,145 @@ func TestSecondManagerReloadsOnUnknownKid(t *testing.T) {
 			t.Fatal(err)
 		}
 		newES, _ := m1.Signing(ctx, keys.ES256)
-		// Same instant as m2's last load: no reload yet.
-		if _, err := m2.Verification(ctx, newES.ID); !errors.Is(err, keys.ErrUnknownKey) {
-			t.Fatalf("kid found without a reload: %v", err)
+		// Same instant as m2's last load: the reload waits out the second
+		// (in real time: the clock stands still) and finds the new key.
+		start := time.Now()
+		if k, err := m2.Verification(ctx, newES.ID); err != nil || k.ID != newES.ID {
+			t.Fatalf("kid of the other instance's new key within a second of the last load: %v", err)
+		}
+		if waited := time.Since(start); waited < 900*time.Millisecond {
+			t.Fatalf("reloaded after %v, want a second after the last load", waited)
+		}
+		c1.add(time.Second)
+		if _, err := m1.Rotate(ctx); err != nil {
+			t.Fatal(err)
 		}
 		c2.add(2 * time.Second) // well within the periodic reload (a minute)
+		newES, _ = m1.Signing(ctx, keys.ES256)
+		start = time.Now()
 		if k, err := m2.Verification(ctx, newES.ID); err != nil || k.ID != newES.ID {
 			t.Fatalf("kid not found after the reload interval: %v", err)
+		}
+		if waited := time.Since(start); waited > 500*time.Millisecond {
+			t.Fatalf("reload a second after the last one waited %v", waited)
 		}
 		newRS, _ := m1.Signing(ctx, keys.RS256)
 		if err := verify(ctx, m2, signWith(t, newRS)); err != nil {
 			t.Fatalf("token of the other instance's new RS256 key: %v", err)
+		}
+	})
+}
+
+// Two instances rotating at the same moment (an operator running keys
+// rotate twice, or on two machines) leave a key that signs: each retires only
+// keys older than its own, so the newest survives whatever the interleaving.
+func TestConcurrentRotationsLeaveASigningKey(t *testing.T) {
+	eachStore(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+		ms := []*keys.Manager{manager(t, st, c, 48*time.Hour), manager(t, st, c, 48*time.Hour)}
+		if err := ms[0].Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 6 {
+			var wg sync.WaitGroup
+			for _, m := range ms {
+				wg.Go(func() {
+					if _, err := m.Rotate(ctx); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			active := map[string]int{}
+			stored, err := st.SigningKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range stored {
+				if k.RetiredAt == nil {
+					active[k.Algorithm]++
+				}
+			}
+			// Both new keys may stay active (when one retired the older keys
+			// before the other was stored): harmless, both are published and
+			// the next rotation retires them. None active would stop signing.
+			if active[keys.ES256] < 1 || active[keys.RS256] < 1 {
+				t.Fatalf("round %d: active keys per algorithm after two concurrent rotations: %v, want at least one each", round, active)
+			}
+			c.add(2 * time.Minute) // past the periodic reload
+			for _, alg := range []string{keys.ES256, keys.RS256} {
+				k0, err := ms[0].Signing(ctx, alg)
+				if err != nil {
+					t.Fatalf("round %d: no %s signing key after concurrent rotations: %v", round, alg, err)
+				}
+				if k1, err := ms[1].Signing(ctx, alg); err != nil || k1.ID != k0.ID {
+					t.Fatalf("round %d: the instances sign %s with %s and %s (%v)", round, alg, k0.ID, k1.ID, err)
+				}
+			}
+		}
+	})
+}
+
+// countingStore is the real store, counting the reads of the key table.
+type countingStore struct {
+	*sqlstore.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingStore) SigningKeys(ctx context.Context) ([]keys.Stored, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.Store.SigningKeys(ctx)
+}
+
+func (c *countingStore) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
+}
+
+// Many concurrent verifications of made-up kids cost one query a second,
+// not one each; malformed kids cost none; a database read is shared by the
+// callers waiting for it.
+func TestUnknownKidsReloadAtMostOnceASecond(t *testing.T) {
+	eachStore(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		cs := &countingStore{Store: st}
+		m := keys.NewManager(cs, box(t, keySecret), 48*time.Hour)
+		if err := m.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		before := cs.count()
+		for _, kid := range []string{"", "short", strings.Repeat("!", 43), strings.Repeat("a", 44)} {
+			if _, err := m.Verification(ctx, kid); !errors.Is(err, keys.ErrUnknownKey) {
+				t.Fatalf("kid %q: %v", kid, err)
+			}
+		}
+		if n := cs.count() - before; n != 0 {
+			t.Fatalf("malformed kids caused %d reads", n)
+		}
+
+		const callers = 200
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				kid := fmt.Sprintf("%043d", i) // well formed, unknown
+				if _, err := m.Verification(ctx, kid); !errors.Is(err, keys.ErrUnknownKey) {
+					t.Errorf("made-up kid %s: %v", kid, err)
+				}
+			})
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		reads := cs.count() - before
+		// One reload at most a second after Ensure's, plus at most one a
+		// second after that for callers that came while it was reading.
+		if limit := 1 + int(elapsed/time.Second) + 1; reads > limit || reads < 1 {
+			t.Fatalf("%d concurrent made-up kids caused %d reads in %v, want between 1 and %d", callers, reads, elapsed, limit)
 		}
 	})
 }

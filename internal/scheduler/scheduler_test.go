@@ -35,7 +35,7 @@ func TestUntilNext(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := New(slog.New(slog.DiscardHandler), tc.hour)
+			s := New(slog.New(slog.DiscardHandler), tc.hour, nil)
 			if got := s.untilNext(tc.now); got != tc.want {
 				t.Errorf("untilNext(%v) with hour %d = %v, want %v", tc.now, tc.hour, got, tc.want)
 			}
@@ -73,7 +73,7 @@ func TestRunNowRunsEveryJobOnce(t *testing.T) {
 	errSessions := errors.New("database is locked")
 	var a, b, c recorder
 	logger, logs := newLogger()
-	s := New(logger, 3,
+	s := New(logger, 3, nil,
 		a.job("purge-a", 4, nil),
 		b.job("purge-sessions", 0, errSessions),
 		c.job("purge-c", 7, nil),
@@ -114,7 +114,7 @@ func TestRunNowRunsEveryJobOnce(t *testing.T) {
 func TestRunNowJoinsEveryFailure(t *testing.T) {
 	errA, errB := errors.New("a broke"), errors.New("b broke")
 	var r recorder
-	s := New(slog.New(slog.DiscardHandler), 3, r.job("first", 0, errA), r.job("second", 0, errB), r.job("third", 1, nil))
+	s := New(slog.New(slog.DiscardHandler), 3, nil, r.job("first", 0, errA), r.job("second", 0, errB), r.job("third", 1, nil))
 	err := s.RunNow(context.Background())
 	if !errors.Is(err, errA) || !errors.Is(err, errB) {
 		t.Fatalf("RunNow = %v, want both failures", err)
@@ -129,14 +129,14 @@ func TestRunNowJoinsEveryFailure(t *testing.T) {
 
 func TestRunNowSuccess(t *testing.T) {
 	var r recorder
-	s := New(slog.New(slog.DiscardHandler), 3, r.job("a", 0, nil), r.job("b", 0, nil))
+	s := New(slog.New(slog.DiscardHandler), 3, nil, r.job("a", 0, nil), r.job("b", 0, nil))
 	if err := s.RunNow(context.Background()); err != nil {
 		t.Fatalf("RunNow = %v, want nil", err)
 	}
 	if r.count() != 2 {
 		t.Errorf("%d jobs ran, want 2", r.count())
 	}
-	if err := New(slog.New(slog.DiscardHandler), 3).RunNow(context.Background()); err != nil {
+	if err := New(slog.New(slog.DiscardHandler), 3, nil).RunNow(context.Background()); err != nil {
 		t.Errorf("RunNow without jobs = %v", err)
 	}
 }
@@ -162,7 +162,7 @@ func waitDone(t *testing.T, done <-chan struct{}) {
 
 func TestRunReturnsOnCancelledContext(t *testing.T) {
 	var r recorder
-	s := New(slog.New(slog.DiscardHandler), 3, r.job("a", 0, nil))
+	s := New(slog.New(slog.DiscardHandler), 3, nil, r.job("a", 0, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	waitDone(t, runAsync(s, ctx))
@@ -173,7 +173,7 @@ func TestRunReturnsOnCancelledContext(t *testing.T) {
 
 func TestRunReturnsWhenCancelledWhileWaiting(t *testing.T) {
 	var r recorder
-	s := New(slog.New(slog.DiscardHandler), 3, r.job("a", 0, nil))
+	s := New(slog.New(slog.DiscardHandler), 3, nil, r.job("a", 0, nil))
 	// One minute after the run hour: the next run is a day away.
 	s.Now = func() time.Time { return time.Date(2025, 1, 10, 3, 1, 0, 0, time.UTC) }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -189,7 +189,7 @@ func TestRunRunsJobsAtTheHour(t *testing.T) {
 	ran := make(chan time.Time, 10)
 	boom := errors.New("boom")
 	var buf syncBuffer
-	s := New(slog.New(slog.NewTextHandler(&buf, nil)), 3,
+	s := New(slog.New(slog.NewTextHandler(&buf, nil)), 3, nil,
 		Job{Name: "failing", Run: func(context.Context, time.Time) (int, error) { return 0, boom }},
 		Job{Name: "tick", Run: func(_ context.Context, now time.Time) (int, error) { ran <- now; return 1, nil }},
 	)

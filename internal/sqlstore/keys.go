@@ -38,10 +38,16 @@ func (s *Store) CreateSigningKey(ctx context.Context, k keys.Stored) error {
 	return wrap("create signing key", err)
 }
 
-// RetireSigningKeys retires every other unretired key of alg.
+// RetireSigningKeys retires every other unretired key of alg that is older
+// than keepID (in SigningKeys' order: created_at, then id). Only older ones:
+// of two rotations running at once, each would otherwise retire the other's
+// new key and leave none to sign with.
 func (s *Store) RetireSigningKeys(ctx context.Context, alg, keepID string, now time.Time) error {
 	_, err := s.q.ExecContext(ctx, `UPDATE signing_keys SET retired_at = $3
-		WHERE algorithm = $1 AND id <> $2 AND retired_at IS NULL`, alg, keepID, utc(now))
+		WHERE algorithm = $1 AND id <> $2 AND retired_at IS NULL
+		AND EXISTS (SELECT 1 FROM signing_keys k WHERE k.id = $2
+			AND (signing_keys.created_at < k.created_at OR (signing_keys.created_at = k.created_at AND signing_keys.id > k.id)))`,
+		alg, keepID, utc(now))
 	return wrap("retire signing keys", err)
 }
 
