@@ -127,12 +127,6 @@ func expectStatus(r reply, want int) error {
 	return nil
 }
 
-// hasStatus reports whether err is a statusError with that status.
-func hasStatus(err error, status int) bool {
-	var se *statusError
-	return errors.As(err, &se) && se.status == status
-}
-
 // decodeReply checks the status and decodes the JSON body into v.
 func decodeReply(r reply, want int, v any) error {
 	if err := expectStatus(r, want); err != nil {
