@@ -95,13 +95,20 @@ func (c *stmtCache) close() {
 	}
 }
 
-// cachedDB is a querier over the pool that runs queries as cached statements.
+// cachedDB is a querier over the pool that runs queries as cached
+// statements, and statements that write one at a time (writeGate).
 type cachedDB struct {
 	*sql.DB
-	cache *stmtCache
+	cache  *stmtCache
+	writes writeGate
 }
 
 func (d cachedDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	release, err := d.writes.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if st := d.cache.get(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}

@@ -58,6 +58,7 @@ type Store struct {
 	inTx   bool
 	engine Engine
 	stmts  *stmtCache // SQLite only; nil on PostgreSQL
+	writes writeGate  // SQLite only; nil on PostgreSQL
 }
 
 // Open connects to the database named by cfg.URL and configures the pool.
@@ -89,8 +90,8 @@ func Open(ctx context.Context, cfg config.DB) (*Store, error) {
 	}
 	st := &Store{db: db, q: db, engine: engine}
 	if engine == SQLite {
-		st.stmts = newStmtCache(db)
-		st.q = cachedDB{DB: db, cache: st.stmts}
+		st.stmts, st.writes = newStmtCache(db), newWriteGate()
+		st.q = cachedDB{DB: db, cache: st.stmts, writes: st.writes}
 	}
 	return st, nil
 }
@@ -222,6 +223,11 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	if s.inTx {
 		return fn(s)
 	}
+	release, err := s.writes.acquire(ctx)
+	if err != nil {
+		return wrap("begin", err)
+	}
+	defer release()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap("begin", err)
@@ -230,7 +236,7 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	if s.stmts != nil {
 		q = cachedTx{Tx: tx, cache: s.stmts}
 	}
-	if err := fn(&Store{db: s.db, q: q, inTx: true, engine: s.engine, stmts: s.stmts}); err != nil {
+	if err := fn(&Store{db: s.db, q: q, inTx: true, engine: s.engine, stmts: s.stmts, writes: s.writes}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
