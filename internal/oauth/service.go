@@ -25,6 +25,9 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (user.User, error)
 
 	ClientByClientID(ctx context.Context, clientID string) (Client, error) // ErrUnknownClient
+	// TokenClient is ClientByClientID with only the fields Authenticate and
+	// issuing tokens use (identity, type, secret hash, state, lifetimes).
+	TokenClient(ctx context.Context, clientID string) (Client, error) // ErrUnknownClient
 	CreateClient(ctx context.Context, c Client) error
 	// SaveMetadataClient inserts or refreshes the cached client of a client
 	// metadata document.
@@ -385,13 +388,23 @@ func (s *Service) Decide(ctx context.Context, userID string, authTime time.Time,
 // client returns an active client: registered, or described by a client
 // metadata document (an https client_id).
 func (s *Service) client(ctx context.Context, clientID string) (Client, error) {
+	return s.findClient(ctx, clientID, s.store.ClientByClientID)
+}
+
+// tokenClient is client with only the fields Authenticate and issuing tokens
+// use (Store.TokenClient); metadata-document clients come whole.
+func (s *Service) tokenClient(ctx context.Context, clientID string) (Client, error) {
+	return s.findClient(ctx, clientID, s.store.TokenClient)
+}
+
+func (s *Service) findClient(ctx context.Context, clientID string, load func(context.Context, string) (Client, error)) (Client, error) {
 	if len(clientID) > 2048 {
 		return Client{}, ErrUnknownClient
 	}
 	if IsMetadataURL(clientID) {
 		return s.metadataClient(ctx, clientID)
 	}
-	c, err := s.store.ClientByClientID(ctx, clientID)
+	c, err := load(ctx, clientID)
 	if err != nil {
 		return Client{}, err
 	}
@@ -420,7 +433,7 @@ func (s *Service) Authenticate(ctx context.Context, cr ClientCredentials) (Clien
 	if cr.ClientID == "" {
 		return Client{}, oerr("invalid_client", "client_id required")
 	}
-	c, err := s.client(ctx, cr.ClientID)
+	c, err := s.tokenClient(ctx, cr.ClientID)
 	if errors.Is(err, ErrUnknownClient) {
 		return Client{}, oerr("invalid_client", "Unknown client_id")
 	}

@@ -61,6 +61,34 @@ func (s *Store) ClientByClientID(ctx context.Context, clientID string) (oauth.Cl
 	return c, wrap("client by id", err)
 }
 
+// TokenClient returns the fields of a client that its authentication at
+// the token, revocation and introspection endpoints and the tokens it is
+// issued need: everything but name, description, redirect URIs, scopes,
+// owner and timestamps. On every such request the client is read afresh (a
+// deactivated or deleted client is refused at once), and reading the whole
+// row, with its JSON lists and timestamps, cost as much as the rest of an
+// introspection.
+func (s *Store) TokenClient(ctx context.Context, clientID string) (oauth.Client, error) {
+	var (
+		c                     oauth.Client
+		secret                sql.NullString
+		accessTTL, refreshTTL int64
+	)
+	err := s.q.QueryRowContext(ctx, `SELECT id, client_id, client_secret_hash, client_type, access_token_lifetime,
+		refresh_token_lifetime, is_active, registration_type, token_endpoint_auth_method
+		FROM oauth_clients WHERE client_id = $1`, clientID).Scan(&c.ID, &c.ClientID, &secret, &c.Type, &accessTTL,
+		&refreshTTL, &c.IsActive, &c.RegistrationType, &c.TokenEndpointAuthMethod)
+	if errors.Is(err, sql.ErrNoRows) {
+		return oauth.Client{}, oauth.ErrUnknownClient
+	}
+	if err != nil {
+		return oauth.Client{}, wrap("token client", err)
+	}
+	c.SecretHash = secret.String
+	c.AccessTokenTTL, c.RefreshTokenTTL = time.Duration(accessTTL)*time.Second, time.Duration(refreshTTL)*time.Second
+	return c, nil
+}
+
 // CreateClient stores a client.
 func (s *Store) CreateClient(ctx context.Context, c oauth.Client) error {
 	_, err := s.q.ExecContext(ctx, `INSERT INTO oauth_clients (`+clientColumns+`)

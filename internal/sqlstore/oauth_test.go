@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -98,9 +99,23 @@ func TestProviderClientRoundTripListAndDelete(t *testing.T) {
 		if _, err := st.ClientByClientID(ctx, "nope"); !errors.Is(err, oauth.ErrUnknownClient) {
 			t.Fatalf("unknown client: %v", err)
 		}
+		// TokenClient reads the authentication and issuing fields only.
+		tc, err := st.TokenClient(ctx, newer.ClientID)
+		want := oauth.Client{ID: newer.ID, ClientID: newer.ClientID, SecretHash: newer.SecretHash, Type: oauth.Confidential,
+			AccessTokenTTL: time.Hour, RefreshTokenTTL: 7 * 24 * time.Hour, IsActive: true, RegistrationType: oauth.RegisteredByAdmin,
+			TokenEndpointAuthMethod: "client_secret_basic"}
+		if err != nil || !reflect.DeepEqual(tc, want) {
+			t.Fatalf("token client: %v\n got %+v\nwant %+v", err, tc, want)
+		}
+		if _, err := st.TokenClient(ctx, "nope"); !errors.Is(err, oauth.ErrUnknownClient) {
+			t.Fatalf("unknown token client: %v", err)
+		}
 		inactive := provClient(t, st, "inactive", provNow.Add(2*time.Second))
 		if _, err := st.DB().ExecContext(ctx, `UPDATE oauth_clients SET is_active = FALSE WHERE client_id = $1`, inactive.ClientID); err != nil {
 			t.Fatal(err)
+		}
+		if tc, err := st.TokenClient(ctx, inactive.ClientID); err != nil || tc.IsActive {
+			t.Fatalf("inactive token client: %v %+v", err, tc)
 		}
 		list, err := st.ActiveClients(ctx)
 		if err != nil {
