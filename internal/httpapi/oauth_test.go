@@ -72,7 +72,7 @@ func oaRegister(e *apitest.Env, admin string, form url.Values) apitest.Response 
 }
 
 // oaNewClient registers a client and returns it.
-func oaNewClient(t *testing.T, e *apitest.Env, admin, typ, scopes string, redirects ...string) oaClient {
+func oaNewClient(t testing.TB, e *apitest.Env, admin, typ, scopes string, redirects ...string) oaClient {
 	t.Helper()
 	if len(redirects) == 0 {
 		redirects = []string{oaRedirect}
@@ -134,7 +134,7 @@ func oaConsent(e *apitest.Env, bearer string, v url.Values, approved string) api
 }
 
 // oaLocation checks a redirect's status and returns its target.
-func oaLocation(t *testing.T, r apitest.Response, status int) *url.URL {
+func oaLocation(t testing.TB, r apitest.Response, status int) *url.URL {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d, want %d; Location %q; body %s", r.Status, status, r.Header.Get("Location"), r.Body)
@@ -154,7 +154,7 @@ func oaAtClient(u *url.URL, redirect string) bool {
 
 // oaBackAtClient checks a redirect to the client: state and iss (RFC 9207)
 // always, and returns the query.
-func oaBackAtClient(t *testing.T, e *apitest.Env, u *url.URL, v url.Values) url.Values {
+func oaBackAtClient(t testing.TB, e *apitest.Env, u *url.URL, v url.Values) url.Values {
 	t.Helper()
 	if !oaAtClient(u, v.Get("redirect_uri")) {
 		t.Fatalf("redirected to %s, want the client's %s", u, v.Get("redirect_uri"))
@@ -180,7 +180,7 @@ func oaWantRedirectError(t *testing.T, e *apitest.Env, r apitest.Response, statu
 
 // oaCode runs the authorization request as the bearer's user, consenting
 // when asked, and returns the code.
-func oaCode(t *testing.T, e *apitest.Env, bearer string, v url.Values) string {
+func oaCode(t testing.TB, e *apitest.Env, bearer string, v url.Values) string {
 	t.Helper()
 	u := oaLocation(t, oaAuthorize(e, bearer, v), http.StatusFound)
 	if !oaAtClient(u, v.Get("redirect_uri")) {
@@ -206,7 +206,7 @@ type oaTokens struct {
 	IDToken      string `json:"id_token"`
 }
 
-func oaNoStore(t *testing.T, r apitest.Response) {
+func oaNoStore(t testing.TB, r apitest.Response) {
 	t.Helper()
 	if r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("Pragma") != "no-cache" {
 		t.Fatalf("status %d: Cache-Control %q Pragma %q, want no-store / no-cache", r.Status, r.Header.Get("Cache-Control"), r.Header.Get("Pragma"))
@@ -214,7 +214,7 @@ func oaNoStore(t *testing.T, r apitest.Response) {
 }
 
 // oaOK checks a successful token response.
-func oaOK(t *testing.T, r apitest.Response) oaTokens {
+func oaOK(t testing.TB, r apitest.Response) oaTokens {
 	t.Helper()
 	if r.Status != http.StatusOK {
 		t.Fatalf("token endpoint: status %d: %s", r.Status, r.Body)
@@ -233,7 +233,7 @@ func oaOK(t *testing.T, r apitest.Response) oaTokens {
 
 // oaErr checks an RFC 6749 §5.2 error: status, error code, a description
 // containing desc, no-store headers, and nothing but the RFC's keys.
-func oaErr(t *testing.T, r apitest.Response, status int, code, desc string) {
+func oaErr(t testing.TB, r apitest.Response, status int, code, desc string) {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d, want %d (%s); body %s", r.Status, status, code, r.Body)
@@ -323,7 +323,7 @@ func oaUserinfo(e *apitest.Env, tok string) apitest.Response {
 }
 
 // oaFlow runs the whole code flow with PKCE for c as the bearer's user.
-func oaFlow(t *testing.T, e *apitest.Env, c oaClient, bearer string, extra url.Values) oaTokens {
+func oaFlow(t testing.TB, e *apitest.Env, c oaClient, bearer string, extra url.Values) oaTokens {
 	t.Helper()
 	verifier, challenge := oaPKCE()
 	v := oaParams(c, challenge, extra)
@@ -397,7 +397,7 @@ type oaSetup struct {
 	conf, pub    oaClient
 }
 
-func oaStart(t *testing.T, e *apitest.Env) oaSetup {
+func oaStart(t testing.TB, e *apitest.Env) oaSetup {
 	t.Helper()
 	s := oaSetup{admin: e.Superuser(oaAdminEmail), alice: e.User("alice@example.com")}
 	s.conf = oaNewClient(t, e, s.admin.Access, oauth.Confidential, "")
