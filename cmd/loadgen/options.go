@@ -56,6 +56,7 @@ type options struct {
 	JSONPath         string
 	AdminEmail       string
 	AdminPassword    string
+	ProviderScope    string // scope of the provider scenarios' grants
 	Hash             string // bcrypt | argon2id, for the in-process ceiling
 	BcryptCost       int
 }
@@ -98,6 +99,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.JSONPath, "json", "", "also write the report as JSON to this file")
 	fs.StringVar(&o.AdminEmail, "admin-email", getenv("FIRST_SUPERUSER_EMAIL"), "superuser email, to register the OAuth client of the provider scenarios")
 	fs.StringVar(&o.AdminPassword, "admin-password", getenv("FIRST_SUPERUSER_PASSWORD"), "superuser password")
+	fs.StringVar(&o.ProviderScope, "provider-scope", "read:users",
+		"scope of the provider scenarios' grants; with openid every token response also carries an RS256-signed ID token")
 	fs.StringVar(&o.Hash, "hash", "bcrypt", "password hash of the in-process ceiling: bcrypt or argon2id (ARGON2_* from the environment)")
 	fs.IntVar(&o.BcryptCost, "bcrypt-cost", 12, "bcrypt cost of the in-process ceiling; match the server's BCRYPT_COST")
 	if err := fs.Parse(args); err != nil {
@@ -167,6 +170,7 @@ func (o options) validate() error {
 	check(o.Timeout > 0, "-timeout must be positive")
 	check(o.Rounds >= 1, "-rounds must be at least 1")
 	check(o.Quick || o.Rounds >= minRounds, "-rounds must be at least %d (medians of fewer rounds mislead); -quick allows fewer", minRounds)
+	check(strings.TrimSpace(o.ProviderScope) != "", "-provider-scope must not be empty")
 	check(o.Hash == "bcrypt" || o.Hash == "argon2id", "-hash must be bcrypt or argon2id")
 	check(strings.HasPrefix(o.URL, "http://") || strings.HasPrefix(o.URL, "https://"), "-url must be an http(s) URL")
 	if len(problems) > 0 {

@@ -12,15 +12,16 @@ import (
 
 // The authorization server's endpoints, and the client loadgen registers.
 const (
-	pathProvider       = "/api/v1/oauth/provider"
-	pathClients        = pathProvider + "/clients"
-	pathAuthorize      = pathProvider + "/authorize"
-	pathConsent        = pathProvider + "/authorize/consent"
-	pathToken          = pathProvider + "/token"
-	pathIntrospect     = pathProvider + "/introspect"
-	providerRedirect   = "https://loadgen.example/cb"
-	providerScopes     = "openid profile email"
-	providerGrantScope = "openid"
+	pathProvider     = "/api/v1/oauth/provider"
+	pathClients      = pathProvider + "/clients"
+	pathAuthorize    = pathProvider + "/authorize"
+	pathConsent      = pathProvider + "/authorize/consent"
+	pathToken        = pathProvider + "/token"
+	pathIntrospect   = pathProvider + "/introspect"
+	providerRedirect = "https://loadgen.example/cb"
+	// providerScopes are the scopes the client may ask for: every scope
+	// of an OIDC relying party and of the REST API but admin.
+	providerScopes = "openid profile email read:users write:users read:organizations write:organizations"
 )
 
 // oauthClient is the confidential client the provider scenarios act as.
@@ -78,14 +79,14 @@ func setupProvider(ctx context.Context, a *api, o options, readers []*session, r
 	for i := range o.Concurrency {
 		reader := readers[i%len(readers)]
 		if o.selected(scProviderRefresh) {
-			t, err := p.client.grant(ctx, a, reader.access)
+			t, err := p.client.grant(ctx, a, reader.access, o.ProviderScope)
 			if err != nil {
 				return nil, "", err
 			}
 			p.refreshTokens = append(p.refreshTokens, t.RefreshToken)
 		}
 		if o.selected(scIntrospect) {
-			t, err := p.client.grant(ctx, a, reader.access)
+			t, err := p.client.grant(ctx, a, reader.access, o.ProviderScope)
 			if err != nil {
 				return nil, "", err
 			}
@@ -95,12 +96,12 @@ func setupProvider(ctx context.Context, a *api, o options, readers []*session, r
 	return p, "", nil
 }
 
-// grant runs the authorization code flow with PKCE as the user of bearer,
-// consenting when asked, and exchanges the code for tokens.
-func (c oauthClient) grant(ctx context.Context, a *api, bearer string) (providerTokens, error) {
+// grant runs the authorization code flow with PKCE for scope as the user of
+// bearer, consenting when asked, and exchanges the code for tokens.
+func (c oauthClient) grant(ctx context.Context, a *api, bearer, scope string) (providerTokens, error) {
 	verifier := randomToken()
 	sum := sha256.Sum256([]byte(verifier))
-	params := url.Values{"client_id": {c.ID}, "redirect_uri": {providerRedirect}, "scope": {providerGrantScope},
+	params := url.Values{"client_id": {c.ID}, "redirect_uri": {providerRedirect}, "scope": {scope},
 		"state": {randomToken()[:16]}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
 		"code_challenge_method": {"S256"}}
 	code, err := c.authorize(ctx, a, bearer, params)

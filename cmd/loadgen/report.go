@@ -31,6 +31,7 @@ type report struct {
 	LoginConcurrency int              `json:"login_concurrency"`
 	IsolationLogins  int              `json:"isolation_login_concurrency"`
 	Users            int              `json:"users"`
+	ProviderScope    string           `json:"provider_scope"`
 	Quick            bool             `json:"quick"`
 	Machine          string           `json:"machine"`
 	Rows             []rowSummary     `json:"rows"`
@@ -87,7 +88,7 @@ func summarize(o options, started time.Time, rows []string, rounds []round, c *c
 		Label: o.Label, URL: o.URL, Started: started, Rounds: len(rounds),
 		Duration: o.Duration.String(), Warmup: o.Warmup.String(), Timeout: o.Timeout.String(),
 		Concurrency: o.Concurrency, LoginConcurrency: o.LoginConcurrency, IsolationLogins: o.IsolationLogins,
-		Users: o.Users, Quick: o.Quick, Errors: errs, Notes: notes,
+		Users: o.Users, ProviderScope: o.ProviderScope, Quick: o.Quick, Errors: errs, Notes: notes,
 		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 	}
 	byName := map[string]rowSummary{}
@@ -157,6 +158,7 @@ func writeMarkdown(w io.Writer, r *report) error {
 		r.URL, r.Rounds, r.Duration, r.Warmup, r.Started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- connections: %d per scenario, %d for login, 1 for login-unknown, %d logins in isolation; %d users per pool; timeout %s\n",
 		r.Concurrency, r.LoginConcurrency, r.IsolationLogins, r.Users, r.Timeout)
+	fmt.Fprintf(&b, "- provider grants (provider-refresh, introspect) with scope %q\n", r.ProviderScope)
 	fmt.Fprintf(&b, "- machine: %s (the server is assumed to run on the same machine)\n", r.Machine)
 	if r.Quick {
 		b.WriteString("- **quick run**: fewer rounds than a measurement needs; a smoke test, not a result\n")

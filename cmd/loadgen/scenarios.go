@@ -93,7 +93,7 @@ func buildPlan(a *api, fx *fixture, o options) []step {
 			}
 			ws := make([]worker, o.Concurrency)
 			for i := range ws {
-				ws[i] = &providerRefreshWorker{a: a, client: fx.provider.client, reader: fx.readers[i%len(fx.readers)],
+				ws[i] = &providerRefreshWorker{a: a, client: fx.provider.client, scope: o.ProviderScope, reader: fx.readers[i%len(fx.readers)],
 					token: fx.provider.refreshTokens[i]}
 			}
 			plan = append(plan, single(name, load{workers: ws}))
@@ -224,6 +224,7 @@ func (w *refreshWorker) check(r reply) error {
 type providerRefreshWorker struct {
 	a      *api
 	client oauthClient
+	scope  string
 	reader *session
 	token  string
 	sent   string
@@ -231,7 +232,7 @@ type providerRefreshWorker struct {
 
 func (w *providerRefreshWorker) request(ctx context.Context) (*http.Request, error) {
 	if w.token == "" {
-		t, err := w.client.grant(ctx, w.a, w.reader.access)
+		t, err := w.client.grant(ctx, w.a, w.reader.access, w.scope)
 		if err != nil {
 			return nil, fmt.Errorf("restart the provider refresh chain: %w", err)
 		}
