@@ -32,6 +32,10 @@ func (s *server) routes() {
 	healthOp.Responses = map[string]*huma.Response{"503": {Description: "The database does not answer",
 		Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Ref: "#/components/schemas/HealthBody"}}}}}
 	register(s, endpoint{op: healthOp}, s.health)
+	if s.Metrics != nil {
+		// Prometheus text format; not an API operation (docs/METRICS.md).
+		s.router.Get(metricsPath, s.serveMetrics())
+	}
 	docs := v5emb.New(s.Config.ProjectName+" API", "/api/v1/openapi.json", "/docs/")
 	s.router.Handle("/docs", docs)
 	s.router.Handle("/docs/*", docs)
