@@ -121,6 +121,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 	deps := httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
 		Social: socialSvc, OAuth: oauthSvc, Keys: km, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping,
 		PagesKey: pagesKey, Metrics: m}
+	if rdb != nil {
+		deps.RedisPing = rdb.Ping
+	}
 	handler := httpapi.New(deps)
 	sched := scheduler.New(logger, 2, st, scheduler.CleanupJobs(st)...)
 	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,

@@ -45,6 +45,8 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// Ping checks the database for /health.
 	Ping func(ctx context.Context) error
+	// RedisPing checks Redis for /health; nil when REDIS_URL is not set.
+	RedisPing func(ctx context.Context) error
 	// Metrics counts requests, logins, tokens and rejections and serves
 	// /metrics; nil when metrics are off (every call is then a no-op).
 	Metrics *metrics.Metrics
