@@ -133,6 +133,11 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// requestsFinished is logged when every request has been answered during a
+// shutdown, before the scheduler stops and the queued emails are sent (which
+// may take as long again: see SHUTDOWN_TIMEOUT_SECONDS in docs/DEPLOYMENT.md).
+const requestsFinished = "shutting down: requests finished; sending queued emails"
+
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	st, err := openStore(ctx, cfg, cfg.DB.AutoMigrate)
 	if err != nil {
@@ -182,6 +187,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
+	if shutdownErr == nil {
+		logger.Info(requestsFinished)
+	}
 	stopBG()
 	wg.Wait()
 	if shutdownErr != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/httpapi"
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/mail"
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/password"
@@ -46,6 +47,8 @@ type App struct {
 	Mail      *mail.Queue
 	Handler   http.Handler
 	Scheduler *scheduler.Scheduler
+	// Metrics is nil unless METRICS_ENABLED (or METRICS_TOKEN) is set.
+	Metrics *metrics.Metrics
 
 	redis *ratelimit.Redis // nil without REDIS_URL
 }
@@ -66,6 +69,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		sender = mail.NewSMTP(cfg.Mail)
 	}
 	queue := mail.NewQueue(sender, logger, 1000)
+	var m *metrics.Metrics
+	if cfg.Metrics.Enabled {
+		m = metrics.New(metrics.Options{Version: cfg.Version, Environment: cfg.Environment,
+			DBStats: st.DB().Stats, Engine: string(st.Engine()), HashSlots: hasher.Slots})
+		hasher.OnWait = m.HashWait
+	}
 	counter, rdb, err := rateCounter(cfg, logger)
 	if err != nil {
 		return nil, err
@@ -109,12 +118,17 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		DefaultAccessTTL: cfg.Provider.AccessTokenTTL, DefaultRefreshTTL: cfg.Provider.RefreshTokenTTL,
 	}, logger)
 	oauthSvc.UseMetadataDocuments(oauth.NewMetadataFetcher(cfg.Provider.CIMDAllowPrivate))
-	handler := httpapi.New(httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
+	deps := httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
 		Social: socialSvc, OAuth: oauthSvc, Keys: km, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping,
-		PagesKey: pagesKey})
+		PagesKey: pagesKey, Metrics: m}
+	if rdb != nil {
+		deps.RedisPing = rdb.Ping
+	}
+	handler := httpapi.New(deps)
 	sched := scheduler.New(logger, 2, st, scheduler.CleanupJobs(st)...)
 	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,
-		Social: socialSvc, OAuth: oauthSvc, Keys: km, Mail: queue, Handler: handler, Scheduler: sched, redis: rdb}, nil
+		Social: socialSvc, OAuth: oauthSvc, Keys: km, Mail: queue, Handler: handler, Scheduler: sched, Metrics: m,
+		redis: rdb}, nil
 }
 
 // rateCounter returns the counter behind the per-IP limits and the

@@ -40,6 +40,7 @@ type Config struct {
 	Mail      Mail
 	RateLimit RateLimit
 	Redis     Redis
+	Metrics   Metrics
 	Log       Log
 
 	FrontendURL       string // FRONTEND_URL
@@ -180,6 +181,18 @@ type Redis struct {
 	KeyPrefix string // REDIS_KEY_PREFIX: prepended to every key, so one Redis can serve several deployments
 }
 
+// Metrics is the Prometheus endpoint /metrics.
+type Metrics struct {
+	// Enabled is METRICS_ENABLED, or true when only METRICS_TOKEN is set.
+	Enabled bool
+	// Token is METRICS_TOKEN: when set, scrapers must send it as a bearer
+	// token; when empty, /metrics is open to whoever reaches the port.
+	Token string
+}
+
+// MinMetricsTokenLength is the shortest METRICS_TOKEN accepted.
+const MinMetricsTokenLength = 16
+
 // Log is the logger.
 type Log struct {
 	Format string // LOG_FORMAT: json | text
@@ -270,6 +283,8 @@ func Load(getenv func(string) string) (Config, []string, error) {
 	c.Redis.URL = r.str("REDIS_URL", "")
 	c.Redis.KeyPrefix = r.str("REDIS_KEY_PREFIX", "gatehouse:")
 	checkRedisURL(&r, c.Redis.URL)
+
+	loadMetrics(&r, &c)
 
 	c.Log.Format = strings.ToLower(r.str("LOG_FORMAT", "text"))
 	if c.Log.Format != "json" && c.Log.Format != "text" {
@@ -450,6 +465,34 @@ func checkRedisURL(r *reader, raw string) {
 			err = uerr.Err
 		}
 		r.fail("REDIS_URL", "must be a redis://, rediss:// or unix:// URL: %v", err)
+	}
+}
+
+// loadMetrics reads METRICS_ENABLED and METRICS_TOKEN. A token alone turns
+// the endpoint on; an explicit METRICS_ENABLED=false wins over a token (with
+// a warning), so an operator can switch metrics off without deleting it.
+func loadMetrics(r *reader, c *Config) {
+	m := &c.Metrics
+	m.Token = strings.TrimSpace(r.getenv("METRICS_TOKEN"))
+	explicit := strings.TrimSpace(r.getenv("METRICS_ENABLED")) != ""
+	m.Enabled = r.boolean("METRICS_ENABLED", m.Token != "")
+	if m.Token != "" {
+		if len(m.Token) < MinMetricsTokenLength {
+			r.fail("METRICS_TOKEN", "must be at least %d characters long", MinMetricsTokenLength)
+		}
+		for _, ch := range m.Token {
+			if ch <= ' ' || ch > '~' {
+				r.fail("METRICS_TOKEN", "must consist of printable ASCII characters without spaces (it is sent in an HTTP header)")
+				break
+			}
+		}
+	}
+	switch {
+	case explicit && !m.Enabled && m.Token != "":
+		r.warnings = append(r.warnings, "METRICS_TOKEN is set but METRICS_ENABLED=false: /metrics is off")
+	case m.Enabled && m.Token == "":
+		r.warnings = append(r.warnings, "METRICS_ENABLED without METRICS_TOKEN: /metrics is open to anyone who can reach this port; "+
+			"firewall it or set METRICS_TOKEN")
 	}
 }
 

@@ -654,3 +654,52 @@ func TestLoadRedis(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadMetrics(t *testing.T) {
+	const token = "scrape-0123456789abcdef"
+	tests := []struct {
+		name        string
+		env         map[string]string
+		enabled     bool
+		token       string
+		wantWarning string // a fragment of the one expected warning; "" for none
+	}{
+		{"off by default", map[string]string{}, false, "", ""},
+		{"enabled without a token is open", map[string]string{"METRICS_ENABLED": "true"}, true, "", "firewall"},
+		{"a token alone enables", map[string]string{"METRICS_TOKEN": token}, true, token, ""},
+		{"enabled with a token", map[string]string{"METRICS_ENABLED": "yes", "METRICS_TOKEN": " " + token + " "}, true, token, ""},
+		{"explicitly off wins over a token", map[string]string{"METRICS_ENABLED": "false", "METRICS_TOKEN": token}, false, token, "METRICS_ENABLED=false"},
+		{"explicitly off", map[string]string{"METRICS_ENABLED": "0"}, false, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, warnings := mustLoad(t, tc.env)
+			if c.Metrics.Enabled != tc.enabled || c.Metrics.Token != tc.token {
+				t.Errorf("Metrics = %+v, want Enabled %v Token %q", c.Metrics, tc.enabled, tc.token)
+			}
+			switch {
+			case tc.wantWarning == "" && len(warnings) != 0:
+				t.Errorf("warnings %q, want none", warnings)
+			case tc.wantWarning != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tc.wantWarning)):
+				t.Errorf("warnings %q, want one containing %q", warnings, tc.wantWarning)
+			}
+		})
+	}
+	for _, bad := range []map[string]string{
+		{"METRICS_ENABLED": "maybe"},
+		{"METRICS_TOKEN": "short-s3cret"},
+		{"METRICS_TOKEN": "with a space-0123456789"},
+		{"METRICS_TOKEN": "non-ascii-é-0123456789"},
+		{"METRICS_TOKEN": "control\x01-0123456789abcdef"},
+	} {
+		msg := loadErr(t, bad)
+		name := "METRICS_TOKEN"
+		if _, ok := bad["METRICS_ENABLED"]; ok {
+			name = "METRICS_ENABLED"
+		}
+		wantProblem(t, msg, name)
+		if tok := bad["METRICS_TOKEN"]; tok != "" && strings.Contains(msg, tok) {
+			t.Errorf("the error repeats the token: %s", msg)
+		}
+	}
+}

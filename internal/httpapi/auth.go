@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/apperr"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
 
@@ -61,9 +62,11 @@ func (s *server) login(ctx context.Context, in *loginInput) (*tokenOutput, error
 		return nil, verr
 	}
 	t, err := s.Auth.Login(ctx, email, in.Body.Password, in.device(ctx))
+	s.countLogin(metrics.LoginPassword, "login", err)
 	if err != nil {
 		return nil, err
 	}
+	s.Metrics.TokensIssued(metrics.FirstParty, metrics.GrantPassword)
 	return toTokenOutput(t), nil
 }
 
@@ -93,9 +96,11 @@ func (s *server) loginForm(ctx context.Context, in *loginFormInput) (*tokenOutpu
 		return nil, apperr.Validation(fields...)
 	}
 	t, err := s.Auth.Login(ctx, form.Get("username"), form.Get("password"), in.device(ctx))
+	s.countLogin(metrics.LoginPassword, "loginForm", err)
 	if err != nil {
 		return nil, err
 	}
+	s.Metrics.TokensIssued(metrics.FirstParty, metrics.GrantPassword)
 	return toTokenOutput(t), nil
 }
 
@@ -137,6 +142,7 @@ func (s *server) refresh(ctx context.Context, in *refreshInput) (*tokenOutput, e
 	if err != nil {
 		return nil, err
 	}
+	s.Metrics.TokensIssued(metrics.FirstParty, metrics.GrantRefresh)
 	return toTokenOutput(t), nil
 }
 

@@ -1000,6 +1000,7 @@ var documentedRoutes = []struct {
 }{
 	{"GET", "/", false, nil},
 	{"GET", "/health", false, nil},
+	{"GET", "/health/live", false, nil},
 	{"POST", "/api/v1/auth/register", true, nil},
 	{"POST", "/api/v1/auth/login", true, nil},
 	{"POST", "/api/v1/auth/login/oauth", true, nil},

@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/gatehouse-dev/gatehouse/internal/apperr"
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 )
 
 type ctxKey int
@@ -92,20 +93,30 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accessLog writes one line per request: id, method, route pattern (never
-// the raw query, which may carry tokens), status, duration.
-func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
+// the raw query, which may carry tokens), status, duration; and counts the
+// request in m (nil: metrics are off) under its route pattern, except
+// scrapes of /metrics itself.
+func accessLog(logger *slog.Logger, m *metrics.Metrics) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			route := r.URL.Path
-			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-				route = rc.RoutePattern()
+			elapsed := time.Since(start)
+			var pattern string
+			if rc := chi.RouteContext(r.Context()); rc != nil {
+				pattern = rc.RoutePattern()
 			}
 			status := sw.status
 			if status == 0 {
 				status = http.StatusOK
+			}
+			if pattern != metricsPath {
+				m.Request(r.Method, routeLabel(pattern), status, elapsed)
+			}
+			route := pattern
+			if route == "" {
+				route = r.URL.Path
 			}
 			logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", requestIDFrom(r.Context())),
@@ -113,7 +124,7 @@ func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Int("bytes", sw.bytes),
-				slog.Duration("duration", time.Since(start)),
+				slog.Duration("duration", elapsed),
 				slog.String("client_ip", ClientIP(r.Context())),
 			)
 		})

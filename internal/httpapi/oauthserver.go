@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/apperr"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
@@ -393,6 +394,9 @@ func (s *server) oauthToken(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeOAuthError(w, r, err)
 		return
+	}
+	if grant, ok := providerGrant(form.Get("grant_type")); ok {
+		s.Metrics.TokensIssued(metrics.Provider, grant)
 	}
 	body := map[string]any{"access_token": resp.AccessToken, "token_type": resp.TokenType, "expires_in": resp.ExpiresIn,
 		"refresh_token": resp.RefreshToken, "scope": resp.Scope}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/apperr"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
 
@@ -132,6 +133,7 @@ func (s *server) checkLimit(ctx context.Context, opID string, l limit) (refund f
 		}
 	}
 	if !res.Allowed {
+		s.Metrics.RateLimited(metrics.LimiterIP, opID)
 		return nil, &apperr.Error{Kind: apperr.RateLimited, Code: apperr.CodeRateLimited,
 			Message:    fmt.Sprintf("Rate limit exceeded: %d per 1 minute", n),
 			RetryAfter: max(1, int((res.RetryAfter+time.Second-1)/time.Second))}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/apperr"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 	"github.com/gatehouse-dev/gatehouse/internal/password"
 	"github.com/gatehouse-dev/gatehouse/internal/token"
@@ -509,6 +510,7 @@ func (s *server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bl, err := s.Auth.LoginBrowser(r.Context(), email, pw, pageDevice(r, "Browser"))
+	s.countLogin(metrics.LoginBrowser, "login", err)
 	switch {
 	case errors.Is(err, auth.ErrInvalidCredentials), errors.Is(err, auth.ErrAccountInactive):
 		s.renderLogin(w, r, http.StatusBadRequest, ret, email, loginFailedText)
@@ -889,10 +891,12 @@ func (s *server) socialFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	u, _, err := s.Social.Complete(r.Context(), provider, s.socialRedirectURI(provider), q.Get("code"), state)
 	if err != nil {
+		s.countLogin(metrics.LoginSocial, "socialCallback", err)
 		s.renderFailure(w, r, heading, err)
 		return
 	}
 	bl, err := s.Auth.OpenBrowserSession(r.Context(), u, pageDevice(r, "OAuth ("+provider+")"))
+	s.countLogin(metrics.LoginSocial, "socialCallback", err)
 	if err != nil {
 		s.renderFailure(w, r, heading, err)
 		return

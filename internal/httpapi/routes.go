@@ -28,10 +28,19 @@ func (s *server) routes() {
 		Content: map[string]*huma.MediaType{"text/html": {Schema: &huma.Schema{Type: huma.TypeString}}}}}
 	register(s, endpoint{op: rootOp}, s.root)
 	healthOp := op("GET", "/health", "health", "Health check (readiness)", tHealth, ok,
-		"200 when the database answers, 503 (same body, status unhealthy) otherwise.")
+		"200 when the database answers, 503 (same body, status unhealthy) otherwise. With REDIS_URL, checks.redis "+
+			"reports Redis too; Redis not answering makes the status degraded but keeps 200, because rate limits "+
+			"then count in each instance's memory and every request is still served correctly.")
 	healthOp.Responses = map[string]*huma.Response{"503": {Description: "The database does not answer",
 		Content: map[string]*huma.MediaType{"application/json": {Schema: &huma.Schema{Ref: "#/components/schemas/HealthBody"}}}}}
 	register(s, endpoint{op: healthOp}, s.health)
+	register(s, endpoint{op: op("GET", "/health/live", "healthLive", "Liveness probe", tHealth, ok,
+		"200 while the process serves HTTP; touches neither the database nor Redis, so an outage of either "+
+			"never gets the process restarted.")}, s.healthLive)
+	if s.Metrics != nil {
+		// Prometheus text format; not an API operation (docs/METRICS.md).
+		s.router.Get(metricsPath, s.serveMetrics())
+	}
 	docs := v5emb.New(s.Config.ProjectName+" API", "/api/v1/openapi.json", "/docs/")
 	s.router.Handle("/docs", docs)
 	s.router.Handle("/docs/*", docs)

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/keys"
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
@@ -44,7 +45,12 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// Ping checks the database for /health.
 	Ping func(ctx context.Context) error
-	Now  func() time.Time
+	// RedisPing checks Redis for /health; nil when REDIS_URL is not set.
+	RedisPing func(ctx context.Context) error
+	// Metrics counts requests, logins, tokens and rejections and serves
+	// /metrics; nil when metrics are off (every call is then a no-op).
+	Metrics *metrics.Metrics
+	Now     func() time.Time
 	// PagesKey (32 bytes derived from SECRET_KEY) keys the built-in pages'
 	// CSRF tokens and signed cookies; every instance must share it. A
 	// random per-process key is used when it is empty.
@@ -88,7 +94,7 @@ func newServer(d Deps) *server {
 	installHumaError.Do(func() { huma.NewError = humaError })
 
 	r := chi.NewRouter()
-	r.Use(requestID, clientIP(d.Config.HTTP.TrustedProxies), accessLog(d.Logger),
+	r.Use(requestID, clientIP(d.Config.HTTP.TrustedProxies), accessLog(d.Logger, d.Metrics),
 		securityHeaders(d.Config.HTTP.CSPMode, s.production), s.recoverPanic,
 		limitBody(d.Config.HTTP.MaxBodyBytes), cors(d.Config.HTTP.CORSOrigins))
 	r.NotFound(s.notFound)

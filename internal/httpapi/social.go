@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
 
@@ -89,9 +90,11 @@ func (s *server) socialCallback(ctx context.Context, in *callbackInput) (*struct
 	Body         socialTokenResponse
 }, error) {
 	l, err := s.Social.Callback(ctx, in.Provider, in.RedirectURI, in.Body.Code, in.Body.State, in.device(ctx))
+	s.countLogin(metrics.LoginSocial, "socialCallback", err)
 	if err != nil {
 		return nil, err
 	}
+	s.Metrics.TokensIssued(metrics.FirstParty, metrics.GrantSocial)
 	return &struct {
 		CacheControl string `header:"Cache-Control"`
 		Pragma       string `header:"Pragma"`

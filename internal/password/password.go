@@ -50,6 +50,18 @@ type Hasher struct {
 	dummy string
 	// Counters of work done, for tests and metrics.
 	hashes, verifies atomic.Uint64
+	// OnWait, when set before the Hasher is first used, is told how long
+	// each hash or verification waited for a slot, with a nil error when it
+	// got one, ErrBusy when the queue stayed full for MaxWait, or the
+	// context's error when the caller left (metrics). It runs on the
+	// caller's goroutine and must be quick.
+	OnWait func(wait time.Duration, err error)
+}
+
+// Slots reports how many hashes and verifications are running and how many
+// may run at once.
+func (h *Hasher) Slots() (busy, total int) {
+	return len(h.slots), cap(h.slots)
 }
 
 // Stats reports how many hashes and verifications (dummy ones included)
@@ -93,18 +105,29 @@ func (h *Hasher) acquire(ctx context.Context) (func(), error) {
 	}
 	select {
 	case h.slots <- struct{}{}:
+		h.waited(0, nil)
 		return func() { <-h.slots }, nil
 	default:
 	}
+	start := time.Now()
 	t := time.NewTimer(h.cfg.MaxWait)
 	defer t.Stop()
 	select {
 	case h.slots <- struct{}{}:
+		h.waited(time.Since(start), nil)
 		return func() { <-h.slots }, nil
 	case <-t.C:
+		h.waited(time.Since(start), ErrBusy)
 		return nil, ErrBusy
 	case <-ctx.Done():
+		h.waited(time.Since(start), ctx.Err())
 		return nil, ctx.Err()
+	}
+}
+
+func (h *Hasher) waited(d time.Duration, err error) {
+	if h.OnWait != nil {
+		h.OnWait(d, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -489,4 +490,89 @@ func TestHasherCancelledContext(t *testing.T) {
 			t.Errorf("a cancelled request still hashed (%d → %d)", before, after)
 		}
 	})
+}
+
+// waitLog records what a Hasher's OnWait hook is told.
+type waitLog struct {
+	mu    sync.Mutex
+	waits []time.Duration
+	errs  []error
+}
+
+func (l *waitLog) hook(d time.Duration, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.waits = append(l.waits, d)
+	l.errs = append(l.errs, err)
+}
+
+func (l *waitLog) last(t *testing.T, n int) (time.Duration, error) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.waits) != n {
+		t.Fatalf("OnWait called %d times, want %d", len(l.waits), n)
+	}
+	return l.waits[n-1], l.errs[n-1]
+}
+
+func TestHasherReportsQueueWaits(t *testing.T) {
+	cfg := bcryptConfig(4)
+	cfg.Concurrency = 1
+	cfg.MaxWait = time.Minute
+	h := newHasher(t, cfg)
+	var log waitLog
+	h.OnWait = log.hook
+	ctx := context.Background()
+
+	if busy, total := h.Slots(); busy != 0 || total != 1 {
+		t.Errorf("Slots() idle = %d, %d; want 0, 1", busy, total)
+	}
+	if _, err := h.Hash(ctx, "Correct-Horse-42"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := log.last(t, 1); d != 0 || err != nil {
+		t.Errorf("free slot: OnWait(%v, %v), want (0, nil)", d, err)
+	}
+
+	// A caller that waits for the slot reports how long.
+	h.slots <- struct{}{}
+	if busy, _ := h.Slots(); busy != 1 {
+		t.Errorf("Slots() while held: busy = %d, want 1", busy)
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- h.VerifyDummy(ctx, "x") }()
+	time.Sleep(50 * time.Millisecond)
+	<-h.slots
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d, err := log.last(t, 2); d <= 0 || d > time.Since(start) || err != nil {
+		t.Errorf("waited for the slot: OnWait(%v, %v), want (0 < wait <= %v, nil)", d, err, time.Since(start))
+	}
+
+	// A caller that gives up reports its context's error.
+	h.slots <- struct{}{}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.Verify(cctx, "", "x"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Verify = %v, want context.DeadlineExceeded", err)
+	}
+	if d, err := log.last(t, 3); d <= 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("caller gave up: OnWait(%v, %v), want (> 0, DeadlineExceeded)", d, err)
+	}
+	<-h.slots
+
+	// A full queue reports ErrBusy after MaxWait.
+	cfg.MaxWait = 10 * time.Millisecond
+	h2 := newHasher(t, cfg)
+	h2.OnWait = log.hook
+	h2.slots <- struct{}{}
+	if _, err := h2.Hash(ctx, "Correct-Horse-42"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Hash = %v, want ErrBusy", err)
+	}
+	if d, err := log.last(t, 4); d < cfg.MaxWait || !errors.Is(err, ErrBusy) {
+		t.Errorf("queue full: OnWait(%v, %v), want (>= %v, ErrBusy)", d, err, cfg.MaxWait)
+	}
 }

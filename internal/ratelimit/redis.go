@@ -55,6 +55,15 @@ func NewRedis(rawURL, prefix string) (*Redis, error) {
 // Close closes the connections to Redis.
 func (r *Redis) Close() error { return r.client.Close() }
 
+// Ping checks that the server answers (the readiness probe); the caller's
+// deadline bounds it, dialling included.
+func (r *Redis) Ping(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis ping: %w", err)
+	}
+	return nil
+}
+
 // key names the count of key in the window containing now.
 func (r *Redis) key(key string, window time.Duration) (string, time.Time) {
 	idx, end := windowOf(r.now(), window)

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -196,5 +197,24 @@ func TestRedisThrottle(t *testing.T) {
 	th.Reset(ctx, "alice@example.com")
 	if _, b := th.Blocked(ctx, "alice@example.com"); b {
 		t.Fatal("still blocked after Reset")
+	}
+}
+
+func TestRedisPing(t *testing.T) {
+	url, prefix := redistest.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := newRedis(t, url, prefix).Ping(ctx); err != nil {
+		t.Errorf("Ping of a running Redis: %v", err)
+	}
+	closed := newRedis(t, fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t)), prefix)
+	start := time.Now()
+	pctx, pcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer pcancel()
+	if err := closed.Ping(pctx); err == nil {
+		t.Error("Ping of a closed port succeeded")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Ping of a closed port took %v, want it bounded by the caller's deadline", d)
 	}
 }
