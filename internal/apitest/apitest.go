@@ -16,11 +16,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/app"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/dbtest"
 	"github.com/gatehouse-dev/gatehouse/internal/mailtest"
+	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-dev/gatehouse/internal/sqlstore"
 )
 
@@ -332,4 +334,50 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// FreshWindow waits, when less than budget is left of the current rate-limit
+// window of any of the given lengths, until that window has ended, so that
+// whatever the test counts within budget from now falls into one window of
+// each length. Call it right before a counted burst (after slow setup such
+// as registrations), with a budget well above what the burst takes on a
+// loaded machine under -race; it sleeps at most about budget.
+//
+// The limits count in fixed windows aligned to the clock (the per-IP limits
+// per minute, the login throttle per LOGIN_THROTTLE_WINDOW_MINUTES): a test
+// that expects the request after N to be refused fails whenever its N
+// requests straddle the end of a window, where the count starts again.
+// Where the windows end is asked of a ratelimit counter, so this agrees with
+// the service's own arithmetic; the clock stays the real one.
+func FreshWindow(t testing.TB, budget time.Duration, windows ...time.Duration) {
+	t.Helper()
+	if len(windows) == 0 {
+		t.Fatal("FreshWindow: no window given")
+	}
+	for _, w := range windows {
+		if budget <= 0 || budget >= w {
+			t.Fatalf("FreshWindow: budget %v must be positive and shorter than the window %v", budget, w)
+		}
+	}
+	probe := ratelimit.NewMemory()
+	// A sleep ends just past the latest end among the short windows, where
+	// each window dividing it starts afresh too; the check is repeated all
+	// the same (with the service's windows, a minute and whole minutes, the
+	// second check passes).
+	for {
+		now := time.Now()
+		var wait, of time.Duration
+		for _, w := range windows {
+			_, end, _ := probe.Count(context.Background(), "", w)
+			if left := end.Sub(now); left < budget && left > wait {
+				wait, of = left, w
+			}
+		}
+		if wait <= 0 {
+			return
+		}
+		t.Logf("FreshWindow: %v left of the current %v window, less than the budget of %v: waiting for the next one",
+			wait.Round(time.Millisecond), of, budget)
+		time.Sleep(wait + 20*time.Millisecond)
+	}
 }

@@ -255,6 +255,7 @@ func TestLoginThrottlePerAccount(t *testing.T) {
 	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
 		e.Register("victim@example.com")
 		e.Register("bystander@example.com")
+		apitest.FreshWindow(t, burstBudget, e.Config.Auth.LoginFailureWindow)
 		for range 3 {
 			e.Post(pathLogin, "", map[string]any{"email": "victim@example.com", "password": "Wr0ng!Password"}).Expect(t, http.StatusUnauthorized, "AUTH_001")
 		}

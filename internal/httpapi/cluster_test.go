@@ -55,16 +55,6 @@ func withRedis(url, prefix string) []apitest.Option {
 // rateLimited turns the per-IP limits on, unscaled (IS_TEST is not set).
 var rateLimited = apitest.WithEnv("RATE_LIMIT_ENABLED", "true")
 
-// oneWindow waits, when less than need is left of the current minute, for
-// the next minute: requests that must be counted in one fixed window (one
-// minute, aligned to the clock) then do not straddle two.
-func oneWindow(need time.Duration) {
-	now := time.Now()
-	if left := now.Truncate(time.Minute).Add(time.Minute).Sub(now); left < need {
-		time.Sleep(left + 50*time.Millisecond)
-	}
-}
-
 // (a) A limit is one budget for the whole cluster: login allows 10 a minute
 // per address, and 10 logins spread over two instances use it up, each
 // answer counting down the shared budget; the next is refused on either.
@@ -76,7 +66,7 @@ func TestClusterRateLimitIsShared(t *testing.T) {
 	a, b := envs[0], envs[1]
 	a.Register("shared-limit@example.com")
 
-	oneWindow(10 * time.Second)
+	apitest.FreshWindow(t, burstBudget, time.Minute)
 	for i := range 10 {
 		e := envs[i%2]
 		r := login(e, "shared-limit@example.com").Expect(t, http.StatusOK, "")
@@ -286,7 +276,7 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 
 	srv.Restart()
 	time.Sleep(1100 * time.Millisecond) // the back-off (ratelimit.DefaultBackoff)
-	oneWindow(10 * time.Second)
+	apitest.FreshWindow(t, burstBudget, time.Minute)
 	for i := range 10 {
 		r := login(envs[i%2], "outage@example.com").Expect(t, http.StatusOK, "")
 		if got, want := r.Header.Get("X-RateLimit-Remaining"), strconv.Itoa(9-i); got != want {

@@ -406,6 +406,14 @@ func login(e *apitest.Env, email string) apitest.Response {
 	return e.Post("/api/v1/auth/login", "", map[string]any{"email": email, "password": apitest.Password})
 }
 
+// burstBudget is the time a test asks apitest.FreshWindow to leave of the
+// current rate-limit window before a counted burst (the limits count in
+// fixed windows aligned to the clock, and a burst straddling a window's end
+// starts counting again). The bursts here are at most a couple of dozen
+// requests with test-cost bcrypt and take a second or two under -race; this
+// leaves ample room for a loaded 2-core CI machine.
+const burstBudget = 20 * time.Second
+
 // expectRateLimited checks a 429: envelope SYS_004, the message, a positive
 // integer Retry-After.
 func expectRateLimited(t *testing.T, r apitest.Response, perMinute int) {
@@ -423,6 +431,7 @@ func expectRateLimited(t *testing.T, r apitest.Response, perMinute int) {
 func TestEdgeRateLimitLogin(t *testing.T) {
 	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
 		e.Register("limited@example.com")
+		apitest.FreshWindow(t, burstBudget, time.Minute)
 		for i := range 10 {
 			r := login(e, "limited@example.com").Expect(t, http.StatusOK, "")
 			if got := r.Header.Get("X-RateLimit-Limit"); got != "10" {
@@ -476,6 +485,7 @@ func TestEdgeRateLimitIgnoresInvalidRequests(t *testing.T) {
 		t.Run(g.name, func(t *testing.T) {
 			apitest.Each(t, func(t *testing.T, e *apitest.Env) {
 				e.Register("valid@example.com")
+				apitest.FreshWindow(t, burstBudget, time.Minute)
 				for range 12 / len(g.invalid) {
 					for _, body := range g.invalid {
 						r := e.Post("/api/v1/auth/login", "", body)
@@ -500,6 +510,7 @@ func TestEdgeRateLimitIgnoresInvalidRequests(t *testing.T) {
 			reset := func(email any) apitest.Response {
 				return e.Post("/api/v1/auth/password-reset/request", "", map[string]any{"email": email})
 			}
+			apitest.FreshWindow(t, burstBudget, time.Minute)
 			for range 2 {
 				expectEnvelope(t, reset(42), http.StatusUnprocessableEntity, "VAL_001")
 				expectEnvelope(t, reset("not-an-email"), http.StatusUnprocessableEntity, "VAL_001")
@@ -532,6 +543,7 @@ func TestEdgeRateLimitTestMultiplier(t *testing.T) {
 				Body:    "username=many%40example.com&password=" + url.QueryEscape(apitest.Password),
 				Headers: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})
 		}
+		apitest.FreshWindow(t, burstBudget, time.Minute)
 		for i := range 10 {
 			if r := form(); r.Status != http.StatusOK {
 				t.Fatalf("form login %d: %d %s", i+1, r.Status, r.Body)

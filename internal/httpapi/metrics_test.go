@@ -185,6 +185,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		// 1 refused by the per-account throttle (2 failures per account).
 		again := e.Login("alice@example.com", apitest.Password)
 		e.Post(pathLogin, "", map[string]any{"email": "alice@example.com", "password": "Wrong-Passw0rd!"}).Expect(t, http.StatusUnauthorized, "AUTH_001")
+		apitest.FreshWindow(t, burstBudget, e.Config.Auth.LoginFailureWindow)
 		for range 2 {
 			e.Post(pathLogin, "", map[string]any{"email": "ghost@example.com", "password": apitest.Password}).Expect(t, http.StatusUnauthorized, "AUTH_001")
 		}
@@ -204,7 +205,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		}
 		e.Get("/api/v1/no-such-thing/"+alice.UserID, "").Expect(t, http.StatusNotFound, "SYS_002")
 		// The per-IP limit: password-reset requests allow 3 a minute.
-		oneWindow(5 * time.Second)
+		apitest.FreshWindow(t, burstBudget, time.Minute)
 		for range 3 {
 			e.Post("/api/v1/auth/password-reset/request", "", map[string]any{"email": "nobody@example.com"}).Expect(t, http.StatusOK, "")
 		}

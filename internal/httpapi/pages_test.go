@@ -518,6 +518,8 @@ func TestPagesLimits(t *testing.T) {
 	pgEach(t, func(t *testing.T, e *apitest.Env) {
 		e.Register("alice@example.com")
 		b := pgNewBrowser(t, e)
+		// Both the throttle's window and the per-IP minute.
+		apitest.FreshWindow(t, burstBudget, time.Minute, e.Config.Auth.LoginFailureWindow)
 		for range 2 {
 			b.login(b.get(pgLogin), "alice@example.com", "Wr0ng!Password").expect(t, http.StatusBadRequest)
 		}

@@ -381,7 +381,7 @@ func TestThrottleFailsOpen(t *testing.T) {
 
 func TestLimiterRefund(t *testing.T) {
 	ctx := context.Background()
-	l := NewLimiter(NewMemory())
+	l, _ := newLimiter(&clock{t: base})
 	for range 3 {
 		if !l.Allow(ctx, "k", 3, time.Minute).Allowed {
 			t.Fatal("refused within the limit")

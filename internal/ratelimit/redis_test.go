@@ -144,7 +144,17 @@ func TestRedisKeysExpireWithTheirWindow(t *testing.T) {
 // Another prefix (another deployment) counts apart.
 func TestRedisInstancesShareOneLimit(t *testing.T) {
 	url, prefix := redistest.Shared(t)
-	limiters := []*Limiter{NewLimiter(newRedis(t, url, prefix)), NewLimiter(newRedis(t, url, prefix))}
+	// Both instances on one clock standing still: the requests must all fall
+	// into one window, whatever the real time.
+	c := &clock{t: futureBase().Add(20 * time.Minute)}
+	limiter := func(prefix string) *Limiter {
+		r := newRedis(t, url, prefix)
+		r.now = c.now
+		l := NewLimiter(r)
+		l.now = c.now
+		return l
+	}
+	limiters := []*Limiter{limiter(prefix), limiter(prefix)}
 	const limit, callers = 25, 200
 	var (
 		wg      sync.WaitGroup
@@ -169,7 +179,7 @@ func TestRedisInstancesShareOneLimit(t *testing.T) {
 	if r.Allowed || r.Remaining != 0 || r.RetryAfter <= 0 || r.RetryAfter > time.Hour {
 		t.Errorf("over the limit: %+v, want refused with a RetryAfter within the window", r)
 	}
-	other := NewLimiter(newRedis(t, url, prefix+"other:"))
+	other := limiter(prefix + "other:")
 	if r := other.Allow(context.Background(), "k", limit, time.Hour); !r.Allowed || r.Remaining != limit-1 {
 		t.Errorf("another prefix: %+v, want its own budget", r)
 	}
