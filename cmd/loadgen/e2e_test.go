@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/apitest"
 	"github.com/gatehouse-dev/gatehouse/internal/sqlstore"
@@ -108,6 +109,8 @@ func TestProviderOffIsSkipped(t *testing.T) {
 func TestRateLimitedRegistrationIsExplained(t *testing.T) {
 	e := apitest.New(t, sqlstore.SQLite, apitest.WithEnv("RATE_LIMIT_ENABLED", "true"))
 	o := e2eOptions(t, e, "-scenarios", "me", "-users", "6")
+	// Six registrations against five a minute: all in one window.
+	apitest.FreshWindow(t, 20*time.Second, time.Minute)
 	_, err := run(context.Background(), o, noEnv, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "RATE_LIMIT_ENABLED=false") {
 		t.Fatalf("err %v, want advice to set RATE_LIMIT_ENABLED=false", err)
