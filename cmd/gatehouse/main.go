@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -139,6 +140,11 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 const requestsFinished = "shutting down: requests finished; sending queued emails"
 
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	// Password hashes run on threads of lower priority (internal/password);
+	// one more Go processor per hash that may run at once keeps them from
+	// occupying the processors requests need, and the kernel, not Go's
+	// scheduler, then shares the cores: requests first.
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.Password.Concurrency)
 	st, err := openStore(ctx, cfg, cfg.DB.AutoMigrate)
 	if err != nil {
 		return err
