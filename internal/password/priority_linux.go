@@ -12,10 +12,3 @@ const hashNice = 10
 func lowerThreadPriority() {
 	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), hashNice)
 }
-
-// threadNice returns the calling thread's nice value.
-func threadNice() (int, error) {
-	// getpriority(2) returns 20 - nice, to stay positive.
-	p, err := syscall.Getpriority(syscall.PRIO_PROCESS, syscall.Gettid())
-	return 20 - p, err
-}

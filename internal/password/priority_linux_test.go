@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +15,13 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 )
+
+// threadNice returns the calling thread's nice value.
+func threadNice() (int, error) {
+	// getpriority(2) returns 20 - nice, to stay positive.
+	p, err := syscall.Getpriority(syscall.PRIO_PROCESS, syscall.Gettid())
+	return 20 - p, err
+}
 
 // threadNices returns the nice value of every thread of this process.
 func threadNices(t *testing.T) map[string]int {

@@ -2,8 +2,5 @@
 
 package password
 
-import "errors"
-
+// lowerThreadPriority leaves the priority as it is outside Linux.
 func lowerThreadPriority() {}
-
-func threadNice() (int, error) { return 0, errors.New("thread priorities are only changed on Linux") }
