@@ -131,24 +131,39 @@ func (h *Hasher) waited(d time.Duration, err error) {
 	}
 }
 
+// compute runs f, one hash or verification counted in n, once a slot is
+// free, on a thread of lower priority (atLowPriority).
+func (h *Hasher) compute(ctx context.Context, n *atomic.Uint64, f func()) error {
+	release, err := h.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	n.Add(1)
+	atLowPriority(f)
+	return nil
+}
+
 // Hash returns an encoded hash of pw with the configured algorithm.
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	if len(pw) > MaxBytes {
 		return "", fmt.Errorf("password longer than %d bytes", MaxBytes)
 	}
-	release, err := h.acquire(ctx)
-	if err != nil {
+	var (
+		encoded string
+		hashErr error
+	)
+	if err := h.compute(ctx, &h.hashes, func() { encoded, hashErr = h.encode([]byte(pw)) }); err != nil {
 		return "", err
 	}
-	defer release()
-	h.hashes.Add(1)
+	return encoded, hashErr
+}
+
+func (h *Hasher) encode(pw []byte) (string, error) {
 	if h.cfg.Algorithm == "argon2id" {
-		var out string
-		atLowPriority(func() { out = h.argonHash([]byte(pw)) })
-		return out, nil
+		return h.argonHash(pw), nil
 	}
-	var b []byte
-	atLowPriority(func() { b, err = bcrypt.GenerateFromPassword([]byte(pw), h.cfg.BcryptCost) })
+	b, err := bcrypt.GenerateFromPassword(pw, h.cfg.BcryptCost)
 	if err != nil {
 		return "", fmt.Errorf("bcrypt: %w", err)
 	}
@@ -161,33 +176,26 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 // settings. An empty encoded hash (no password set) is verified against the
 // dummy hash and always mismatches, taking the same time.
 func (h *Hasher) Verify(ctx context.Context, encoded, pw string) (rehash bool, err error) {
-	release, err := h.acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer release()
-	h.verifies.Add(1)
+	against := encoded
 	if encoded == "" {
-		atLowPriority(func() { _ = verifyEncoded(h.dummy, pw) })
-		return false, ErrMismatch
+		against = h.dummy
 	}
-	atLowPriority(func() { err = verifyEncoded(encoded, pw) })
-	if err != nil {
+	var verifyErr error
+	if err := h.compute(ctx, &h.verifies, func() { verifyErr = verifyEncoded(against, pw) }); err != nil {
 		return false, err
+	}
+	switch {
+	case encoded == "":
+		return false, ErrMismatch
+	case verifyErr != nil:
+		return false, verifyErr
 	}
 	return h.needsRehash(encoded), nil
 }
 
 // VerifyDummy spends the time of one verification, for unknown accounts.
 func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
-	release, err := h.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	h.verifies.Add(1)
-	atLowPriority(func() { _ = verifyEncoded(h.dummy, pw) })
-	return nil
+	return h.compute(ctx, &h.verifies, func() { _ = verifyEncoded(h.dummy, pw) })
 }
 
 func verifyEncoded(encoded, pw string) error {
