@@ -201,10 +201,11 @@ func TestDynamicRegistrationModes(t *testing.T) {
 type cimdServer struct {
 	*httptest.Server
 	fetches atomic.Int32
+	closing chan struct{} // closed before the server, to end handlers still waiting
 }
 
 func newCIMDServer(t *testing.T) *cimdServer {
-	cs := &cimdServer{}
+	cs := &cimdServer{closing: make(chan struct{})}
 	doc := func(w http.ResponseWriter, self string, redirects ...string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "max-age=60")
@@ -220,11 +221,14 @@ func newCIMDServer(t *testing.T) *cimdServer {
 		case "/redirect.json":
 			http.Redirect(w, r, "/good.json", http.StatusFound)
 		case "/slow.json":
+			// Never answers, so the only way through is the fetch's
+			// bound. (It used to write a valid document when its wait
+			// ended; one CI run saw a fetch accept that document, which
+			// made the test depend on when the wait ended.)
 			select {
-			case <-time.After(10 * time.Second):
 			case <-r.Context().Done():
+			case <-cs.closing:
 			}
-			doc(w, self, "http://127.0.0.1:7777/cb")
 		case "/huge.json":
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"client_id": %q, "redirect_uris": ["http://127.0.0.1:7777/cb"], "client_name": %q}`, self, strings.Repeat("x", 100<<10))
@@ -245,7 +249,7 @@ func newCIMDServer(t *testing.T) *cimdServer {
 			http.NotFound(w, r)
 		}
 	}))
-	t.Cleanup(cs.Close)
+	t.Cleanup(func() { close(cs.closing); cs.Close() })
 	return cs
 }
 
