@@ -139,12 +139,22 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 // may take as long again: see SHUTDOWN_TIMEOUT_SECONDS in docs/DEPLOYMENT.md).
 const requestsFinished = "shutting down: requests finished; sending queued emails"
 
+// defaultGCPercent is the garbage collector's target when GOGC is not set:
+// a request allocates a few kilobytes that die with it and the live heap is
+// small, so collecting at 5× the live heap instead of 2× costs a few
+// megabytes under load and gives back about a tenth of the CPU (see
+// docs/BENCHMARKS.md). GOGC and GOMEMLIMIT, when set, are Go's as usual.
+const defaultGCPercent = 400
+
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// Password hashes run on threads of lower priority (internal/password);
 	// one more Go processor per hash that may run at once keeps them from
 	// occupying the processors requests need, and the kernel, not Go's
 	// scheduler, then shares the cores: requests first.
 	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.Password.Concurrency)
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	st, err := openStore(ctx, cfg, cfg.DB.AutoMigrate)
 	if err != nil {
 		return err
