@@ -57,7 +57,6 @@ type Store interface {
 	// false (and nothing stored) when old was already rotated or revoked.
 	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken, now time.Time) (bool, error)
 	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error)
-	RevokeCodeFamilies(ctx context.Context, codeID string, now time.Time) (int, error)
 	RevokeUserClientRefreshTokens(ctx context.Context, userID, clientID string, now time.Time) (int, error)
 	// FamilyActive reports whether a family has not been revoked.
 	FamilyActive(ctx context.Context, familyID string) (bool, error)
@@ -532,15 +531,17 @@ func (s *Service) exchangeCode(ctx context.Context, r TokenRequest) (TokenRespon
 	if err != nil {
 		return TokenResponse{}, err
 	}
+	// A code is redeemed once, so it starts one family, named by the code's
+	// id: a replay revokes it through the family index (codeReplayed).
 	codeID := code.ID
 	return s.issue(ctx, issuance{client: c, user: u, scope: ParseScope(code.Scope), resource: code.Resource, aud: aud, nonce: code.Nonce,
-		authTime: code.AuthTime, familyID: user.NewID(), codeID: &codeID, redeems: &code, userAgent: r.UserAgent, ip: r.IP})
+		authTime: code.AuthTime, familyID: code.ID, codeID: &codeID, redeems: &code, userAgent: r.UserAgent, ip: r.IP})
 }
 
 // codeReplayed revokes every token issued from a code presented twice
 // (RFC 6749 §4.1.2, RFC 9700 §4.5).
 func (s *Service) codeReplayed(ctx context.Context, code Code, now time.Time) error {
-	n, err := s.store.RevokeCodeFamilies(ctx, code.ID, now)
+	n, err := s.store.RevokeRefreshFamily(ctx, code.ID, now) // the code's family has its id
 	if err != nil {
 		return err
 	}

@@ -325,11 +325,6 @@ func (s *Store) RevokeRefreshFamily(ctx context.Context, familyID string, now ti
 	return s.revokeRefresh(ctx, "revoke family", "family_id = $2", now, familyID)
 }
 
-// RevokeCodeFamilies revokes every family started from an authorization code.
-func (s *Store) RevokeCodeFamilies(ctx context.Context, codeID string, now time.Time) (int, error) {
-	return s.revokeRefresh(ctx, "revoke code families", "code_id = $2", now, codeID)
-}
-
 // RevokeUserClientRefreshTokens revokes a user's tokens for one client.
 func (s *Store) RevokeUserClientRefreshTokens(ctx context.Context, userID, clientID string, now time.Time) (int, error) {
 	return s.revokeRefresh(ctx, "revoke client tokens", "user_id = $2 AND client_id = $3", now, userID, clientID)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -404,13 +405,14 @@ func TestProviderRevocations(t *testing.T) {
 			t.Fatalf("revoked_at moved to %v", r.RevokedAt)
 		}
 
-		// Every family started from one code.
-		if n, err := st.RevokeCodeFamilies(ctx, codeX.ID, provNow); err != nil || n != 1 {
-			t.Fatalf("RevokeCodeFamilies: %d %v, want 1 (the other family of the code)", n, err)
+		// Another family of the same user and client (a family started by
+		// a code is named by the code's id; see TestCodeFamilyMigration).
+		if n, err := st.RevokeRefreshFamily(ctx, famX2, provNow); err != nil || n != 1 {
+			t.Fatalf("RevokeRefreshFamily: %d %v, want 1 (the other family)", n, err)
 		}
-		expect("code", map[string]bool{x2.ID: true, y.ID: false, ab.ID: false, bobA.ID: false})
-		if n, _ := st.RevokeCodeFamilies(ctx, user.NewID(), provNow); n != 0 {
-			t.Fatalf("unknown code revoked %d", n)
+		expect("second family", map[string]bool{x2.ID: true, y.ID: false, ab.ID: false, bobA.ID: false})
+		if n, _ := st.RevokeRefreshFamily(ctx, user.NewID(), provNow); n != 0 {
+			t.Fatalf("unknown family revoked %d", n)
 		}
 
 		// A user's tokens for one client.
@@ -579,6 +581,65 @@ func TestProviderGrantLive(t *testing.T) {
 		}
 		if live(b.ID, bob.ID) {
 			t.Fatal("a deleted user's grant is live")
+		}
+	})
+}
+
+// Migration 00005 names every family started by a code after the code (so a
+// replayed code revokes it through the family index) and leaves the
+// refresh-token table with only the indexes its queries use.
+func TestCodeFamilyMigration(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		if m, err := st.MigrateDown(ctx); err != nil || m.Version != 5 {
+			t.Fatalf("down to 4: %+v %v", m, err)
+		}
+		c := provClient(t, st, "mig", provNow)
+		u := provUser(t, st, "mig@example.com")
+		code := provCode(t, st, c, u, provNow.Add(time.Hour))
+		exp := provNow.Add(time.Hour)
+		fromCode := user.NewID()
+		first := provRefresh(t, st, c, u, fromCode, &code.ID, exp)
+		rotated := provRefresh(t, st, c, u, fromCode, &code.ID, exp)
+		other := provRefresh(t, st, c, u, user.NewID(), nil, exp)
+		if err := st.Migrate(ctx); err != nil {
+			t.Fatalf("up: %v", err)
+		}
+		for _, want := range []struct {
+			tok    oauth.RefreshToken
+			family string
+		}{{first, code.ID}, {rotated, code.ID}, {other, other.FamilyID}} {
+			got, err := st.RefreshTokenByID(ctx, want.tok.ID)
+			if err != nil || got.FamilyID != want.family {
+				t.Fatalf("token %s: family %q (%v), want %q", want.tok.ID, got.FamilyID, err, want.family)
+			}
+		}
+		if n, err := st.RevokeRefreshFamily(ctx, code.ID, provNow); err != nil || n != 2 {
+			t.Fatalf("revoking the code's family: %d %v, want 2", n, err)
+		}
+
+		q := `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'oauth_provider_refresh_tokens'
+			AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name`
+		if st.Engine() == sqlstore.Postgres {
+			q = `SELECT indexname FROM pg_indexes WHERE tablename = 'oauth_provider_refresh_tokens'
+				AND indexname <> 'oauth_provider_refresh_tokens_pkey' ORDER BY indexname`
+		}
+		rows, err := st.DB().QueryContext(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		want := []string{"ix_oauth_refresh_family", "ix_oauth_refresh_user_client", "oauth_refresh_hash_key"}
+		if !slices.Equal(names, want) {
+			t.Fatalf("indexes %v, want %v", names, want)
 		}
 	})
 }
