@@ -71,7 +71,30 @@ func inactive() Introspection {
 // 7662). First-party tokens are never active here: they are signed with
 // another key.
 func (s *Service) Introspect(ctx context.Context, cr ClientCredentials, raw, hint string) (Introspection, error) {
-	c, err := s.Authenticate(ctx, cr)
+	// An access token of this server is checked before the client is
+	// authenticated (its signature needs no database, and anyone can check
+	// it with the published keys), so that the client and the token's grant
+	// are read in one statement. Nothing about the token is answered before
+	// the client has authenticated.
+	var (
+		claims   AccessClaims
+		isAccess bool
+		live     bool
+	)
+	if hint != "refresh_token" && raw != "" {
+		var err error
+		claims, err = s.tokens.VerifyAccess(ctx, raw, true)
+		isAccess = err == nil
+	}
+	load := s.store.TokenClient
+	if isAccess {
+		load = func(ctx context.Context, clientID string) (Client, error) {
+			c, l, err := s.store.TokenClientWithGrant(ctx, clientID, claims.ID, claims.Subject)
+			live = l
+			return c, err
+		}
+	}
+	c, err := s.authenticate(ctx, cr, load)
 	if err != nil {
 		return nil, err
 	}
@@ -82,10 +105,8 @@ func (s *Service) Introspect(ctx context.Context, cr ClientCredentials, raw, hin
 		return nil, oerr("invalid_request", "token required")
 	}
 	now := s.Now()
-	if hint != "refresh_token" {
-		if out, ok := s.introspectAccess(ctx, raw); ok {
-			return out, nil
-		}
+	if isAccess && live {
+		return accessIntrospection(claims), nil
 	}
 	rt, u, err := s.store.RefreshTokenWithUser(ctx, token.HashSecret(raw))
 	if errors.Is(err, ErrUnknownRefresh) {
@@ -119,6 +140,11 @@ func (s *Service) introspectAccess(ctx context.Context, raw string) (Introspecti
 	if err != nil {
 		return nil, false
 	}
+	return accessIntrospection(claims), true
+}
+
+// accessIntrospection is the answer for an active access token.
+func accessIntrospection(claims AccessClaims) Introspection {
 	out := inactive()
 	out["active"], out["scope"], out["client_id"], out["username"] = true, claims.Scope, claims.ClientID, claims.Email
 	out["token_type"], out["exp"], out["iat"], out["sub"], out["iss"] = "Bearer", claims.ExpiresAt.Unix(), claims.IssuedAt.Unix(), claims.Subject, claims.Issuer
@@ -130,7 +156,7 @@ func (s *Service) introspectAccess(ctx context.Context, raw string) (Introspecti
 	} else {
 		out["aud"] = []string(claims.Audience)
 	}
-	return out, true
+	return out
 }
 
 // ErrTokenInactive is returned for access tokens that verify but whose grant

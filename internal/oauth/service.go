@@ -28,6 +28,9 @@ type Store interface {
 	// TokenClient is ClientByClientID with only the fields Authenticate and
 	// issuing tokens use (identity, type, secret hash, state, lifetimes).
 	TokenClient(ctx context.Context, clientID string) (Client, error) // ErrUnknownClient
+	// TokenClientWithGrant is TokenClient together with GrantLive of an
+	// access token's grant, in one read (introspection).
+	TokenClientWithGrant(ctx context.Context, clientID, refreshID, userID string) (Client, bool, error) // ErrUnknownClient
 	CreateClient(ctx context.Context, c Client) error
 	// SaveMetadataClient inserts or refreshes the cached client of a client
 	// metadata document.
@@ -390,12 +393,6 @@ func (s *Service) client(ctx context.Context, clientID string) (Client, error) {
 	return s.findClient(ctx, clientID, s.store.ClientByClientID)
 }
 
-// tokenClient is client with only the fields Authenticate and issuing tokens
-// use (Store.TokenClient); metadata-document clients come whole.
-func (s *Service) tokenClient(ctx context.Context, clientID string) (Client, error) {
-	return s.findClient(ctx, clientID, s.store.TokenClient)
-}
-
 func (s *Service) findClient(ctx context.Context, clientID string, load func(context.Context, string) (Client, error)) (Client, error) {
 	if len(clientID) > 2048 {
 		return Client{}, ErrUnknownClient
@@ -426,13 +423,19 @@ type ClientCredentials struct {
 // Authenticate checks client credentials (fix 25: before any code or token
 // is looked at). Public clients present only their id.
 func (s *Service) Authenticate(ctx context.Context, cr ClientCredentials) (Client, error) {
+	return s.authenticate(ctx, cr, s.store.TokenClient)
+}
+
+// authenticate is Authenticate with the client read by load (for clients
+// whose client_id is not a metadata document's URL).
+func (s *Service) authenticate(ctx context.Context, cr ClientCredentials, load func(context.Context, string) (Client, error)) (Client, error) {
 	if cr.Conflict {
 		return Client{}, oerr("invalid_request", "Client credentials in the Authorization header and the form disagree")
 	}
 	if cr.ClientID == "" {
 		return Client{}, oerr("invalid_client", "client_id required")
 	}
-	c, err := s.tokenClient(ctx, cr.ClientID)
+	c, err := s.findClient(ctx, cr.ClientID, load)
 	if errors.Is(err, ErrUnknownClient) {
 		return Client{}, oerr("invalid_client", "Unknown client_id")
 	}

@@ -89,6 +89,44 @@ func (s *Store) TokenClient(ctx context.Context, clientID string) (oauth.Client,
 	return c, nil
 }
 
+// TokenClientWithGrant is TokenClient and GrantLive in one statement, for
+// introspecting an access token: the calling client and the token's grant
+// are both read afresh on every request, and one query costs about half of
+// two.
+func (s *Store) TokenClientWithGrant(ctx context.Context, clientID, refreshID, userID string) (oauth.Client, bool, error) {
+	var (
+		c                     oauth.Client
+		secret                sql.NullString
+		accessTTL, refreshTTL int64
+		live                  int
+		grant, owner          any // NULL (no grant) unless both are UUIDs: PostgreSQL's uuid refuses anything else
+	)
+	if validUUID(refreshID) && validUUID(userID) {
+		grant, owner = refreshID, userID
+	}
+	err := s.q.QueryRowContext(ctx, `SELECT c.id, c.client_id, c.client_secret_hash, c.client_type, c.access_token_lifetime,
+		c.refresh_token_lifetime, c.is_active, c.registration_type, c.token_endpoint_auth_method,
+		(SELECT COUNT(*) FROM oauth_provider_refresh_tokens t JOIN users u ON u.id = t.user_id
+			WHERE t.id = $2 AND t.user_id = $3 AND t.revoked_at IS NULL AND u.is_active = TRUE AND u.deleted_at IS NULL)
+		FROM oauth_clients c WHERE c.client_id = $1`, clientID, grant, owner).Scan(&c.ID, &c.ClientID, &secret, &c.Type,
+		&accessTTL, &refreshTTL, &c.IsActive, &c.RegistrationType, &c.TokenEndpointAuthMethod, &live)
+	if errors.Is(err, sql.ErrNoRows) {
+		return oauth.Client{}, false, oauth.ErrUnknownClient
+	}
+	if err != nil {
+		return oauth.Client{}, false, wrap("token client with grant", err)
+	}
+	c.SecretHash = secret.String
+	c.AccessTokenTTL, c.RefreshTokenTTL = time.Duration(accessTTL)*time.Second, time.Duration(refreshTTL)*time.Second
+	return c, live == 1, nil
+}
+
+// validUUID reports whether id is a UUID in its canonical form.
+func validUUID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
+}
+
 // CreateClient stores a client.
 func (s *Store) CreateClient(ctx context.Context, c oauth.Client) error {
 	_, err := s.q.ExecContext(ctx, `INSERT INTO oauth_clients (`+clientColumns+`)
@@ -265,7 +303,7 @@ func (s *Store) RefreshTokenByHash(ctx context.Context, hash string) (oauth.Refr
 
 // RefreshTokenByID returns a refresh token by row id (an access token's jti).
 func (s *Store) RefreshTokenByID(ctx context.Context, id string) (oauth.RefreshToken, error) {
-	if u, err := uuid.Parse(id); err != nil || u.String() != id {
+	if !validUUID(id) {
 		return oauth.RefreshToken{}, oauth.ErrUnknownRefresh
 	}
 	t, err := scanRefresh(s.q.QueryRowContext(ctx, `SELECT `+refreshColumns+` FROM oauth_provider_refresh_tokens
@@ -281,7 +319,7 @@ func (s *Store) RefreshTokenByID(ctx context.Context, id string) (oauth.RefreshT
 // active and not deleted: one indexed lookup, made on every use of a
 // provider access token.
 func (s *Store) GrantLive(ctx context.Context, refreshID, userID string) (bool, error) {
-	if u, err := uuid.Parse(refreshID); err != nil || u.String() != refreshID {
+	if !validUUID(refreshID) || !validUUID(userID) {
 		return false, nil
 	}
 	var n int

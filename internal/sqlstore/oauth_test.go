@@ -554,19 +554,33 @@ func TestProviderGrantLive(t *testing.T) {
 		ctx := context.Background()
 		c := provClient(t, st, "grant", provNow)
 		alice, bob := provUser(t, st, "alice@example.com"), provUser(t, st, "bob@example.com")
+		// GrantLive and TokenClientWithGrant (introspection's one read of
+		// client and grant) answer alike.
 		live := func(id, userID string) bool {
 			t.Helper()
 			ok, err := st.GrantLive(ctx, id, userID)
 			if err != nil {
 				t.Fatal(err)
 			}
+			tc, ok2, err := st.TokenClientWithGrant(ctx, c.ClientID, id, userID)
+			if err != nil || tc.ID != c.ID || tc.ClientID != c.ClientID || tc.Type != c.Type || tc.SecretHash != c.SecretHash ||
+				tc.AccessTokenTTL != c.AccessTokenTTL || !tc.IsActive {
+				t.Fatalf("TokenClientWithGrant: %+v %v, want the client %+v", tc, err, c)
+			}
+			if ok2 != ok {
+				t.Fatalf("grant %.40q of %.40q: GrantLive %v, TokenClientWithGrant %v", id, userID, ok, ok2)
+			}
 			return ok
+		}
+		if _, _, err := st.TokenClientWithGrant(ctx, "nope", user.NewID(), alice.ID); !errors.Is(err, oauth.ErrUnknownClient) {
+			t.Fatalf("unknown client: %v", err)
 		}
 		a := provRefresh(t, st, c, alice, user.NewID(), nil, provNow.Add(time.Hour))
 		if !live(a.ID, alice.ID) {
 			t.Fatal("a fresh grant is not live")
 		}
-		if live(a.ID, bob.ID) || live(user.NewID(), alice.ID) || live("not-a-uuid", alice.ID) || live(strings.ToUpper(a.ID), alice.ID) {
+		if live(a.ID, bob.ID) || live(user.NewID(), alice.ID) || live("not-a-uuid", alice.ID) || live(strings.ToUpper(a.ID), alice.ID) ||
+			live(a.ID, "not-a-uuid") || live("", "") {
 			t.Fatal("a grant is live for another user, an unknown id or a non-canonical id")
 		}
 		if _, err := st.RevokeRefreshFamily(ctx, a.FamilyID, provNow); err != nil {
