@@ -56,21 +56,28 @@ func (s *Service) findToken(ctx context.Context, raw, hint string) (RefreshToken
 }
 
 // Introspection is an RFC 7662 answer; every key is present, null when it
-// does not apply (reference §6B.9).
-type Introspection map[string]any
-
-func inactive() Introspection {
-	out := Introspection{"active": false}
-	for _, k := range []string{"scope", "client_id", "username", "token_type", "exp", "iat", "nbf", "sub", "aud", "iss"} {
-		out[k] = nil
-	}
-	return out
+// does not apply (reference §6B.9). A struct, not a map: encoding a map
+// sorts its keys through reflection on every answer.
+type Introspection struct {
+	Active    bool    `json:"active"`
+	Scope     *string `json:"scope"`
+	ClientID  *string `json:"client_id"`
+	Username  *string `json:"username"`
+	TokenType *string `json:"token_type"`
+	Exp       *int64  `json:"exp"`
+	Iat       *int64  `json:"iat"`
+	Nbf       *int64  `json:"nbf"`
+	Sub       *string `json:"sub"`
+	Aud       any     `json:"aud"` // a string, a list of strings, or null
+	Iss       *string `json:"iss"`
 }
+
+func inactive() *Introspection { return &Introspection{} }
 
 // Introspect tells a confidential client whether a token is active (RFC
 // 7662). First-party tokens are never active here: they are signed with
 // another key.
-func (s *Service) Introspect(ctx context.Context, cr ClientCredentials, raw, hint string) (Introspection, error) {
+func (s *Service) Introspect(ctx context.Context, cr ClientCredentials, raw, hint string) (*Introspection, error) {
 	// An access token of this server is checked before the client is
 	// authenticated (its signature needs no database, and anyone can check
 	// it with the published keys), so that the client and the token's grant
@@ -126,16 +133,15 @@ func (s *Service) Introspect(ctx context.Context, cr ClientCredentials, raw, hin
 	if u.DeletedAt != nil || !u.IsActive {
 		return inactive(), nil
 	}
-	out := inactive()
-	out["active"], out["scope"], out["client_id"], out["token_type"] = true, rt.Scope, rt.ClientID, "refresh_token"
-	out["exp"], out["iat"], out["sub"], out["username"], out["iss"] = rt.ExpiresAt.Unix(), rt.CreatedAt.Unix(), rt.UserID, u.Email, s.opts.Issuer
+	out := &Introspection{Active: true, Scope: &rt.Scope, ClientID: &rt.ClientID, TokenType: ptr("refresh_token"),
+		Exp: ptr(rt.ExpiresAt.Unix()), Iat: ptr(rt.CreatedAt.Unix()), Sub: &rt.UserID, Username: &u.Email, Iss: &s.opts.Issuer}
 	if rt.Resource != "" {
-		out["aud"] = rt.Resource
+		out.Aud = rt.Resource
 	}
 	return out, nil
 }
 
-func (s *Service) introspectAccess(ctx context.Context, raw string) (Introspection, bool) {
+func (s *Service) introspectAccess(ctx context.Context, raw string) (*Introspection, bool) {
 	claims, err := s.VerifyAccessToken(ctx, raw)
 	if err != nil {
 		return nil, false
@@ -144,20 +150,23 @@ func (s *Service) introspectAccess(ctx context.Context, raw string) (Introspecti
 }
 
 // accessIntrospection is the answer for an active access token.
-func accessIntrospection(claims AccessClaims) Introspection {
-	out := inactive()
-	out["active"], out["scope"], out["client_id"], out["username"] = true, claims.Scope, claims.ClientID, claims.Email
-	out["token_type"], out["exp"], out["iat"], out["sub"], out["iss"] = "Bearer", claims.ExpiresAt.Unix(), claims.IssuedAt.Unix(), claims.Subject, claims.Issuer
+func accessIntrospection(claims AccessClaims) *Introspection {
+	out := &Introspection{Active: true, Scope: &claims.Scope, ClientID: &claims.ClientID, Username: &claims.Email,
+		TokenType: ptr("Bearer"), Exp: ptr(claims.ExpiresAt.Unix()), Iat: ptr(claims.IssuedAt.Unix()), Sub: &claims.Subject,
+		Iss: &claims.Issuer}
 	if claims.NotBefore != nil {
-		out["nbf"] = claims.NotBefore.Unix()
+		out.Nbf = ptr(claims.NotBefore.Unix())
 	}
 	if len(claims.Audience) == 1 {
-		out["aud"] = claims.Audience[0]
+		out.Aud = claims.Audience[0]
 	} else {
-		out["aud"] = []string(claims.Audience)
+		out.Aud = []string(claims.Audience)
 	}
 	return out
 }
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }
 
 // ErrTokenInactive is returned for access tokens that verify but whose grant
 // was revoked or whose user can no longer use them.
