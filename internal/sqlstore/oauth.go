@@ -61,32 +61,47 @@ func (s *Store) ClientByClientID(ctx context.Context, clientID string) (oauth.Cl
 	return c, wrap("client by id", err)
 }
 
-// TokenClient returns the fields of a client that its authentication at
-// the token, revocation and introspection endpoints and the tokens it is
-// issued need: everything but name, description, redirect URIs, scopes,
-// owner and timestamps. On every such request the client is read afresh (a
-// deactivated or deleted client is refused at once), and reading the whole
-// row, with its JSON lists and timestamps, cost as much as the rest of an
-// introspection.
+// tokenClientColumns are the columns of a client that its authentication
+// at the token, revocation and introspection endpoints and the tokens it is
+// issued need, in tokenClientRow.dest order.
+const tokenClientColumns = `c.id, c.client_id, c.client_secret_hash, c.client_type, c.access_token_lifetime,
+	c.refresh_token_lifetime, c.is_active, c.registration_type, c.token_endpoint_auth_method`
+
+// tokenClientRow holds tokenClientColumns while scanning.
+type tokenClientRow struct {
+	c                     oauth.Client
+	secret                sql.NullString
+	accessTTL, refreshTTL int64
+}
+
+func (r *tokenClientRow) dest() []any {
+	return []any{&r.c.ID, &r.c.ClientID, &r.secret, &r.c.Type, &r.accessTTL, &r.refreshTTL, &r.c.IsActive,
+		&r.c.RegistrationType, &r.c.TokenEndpointAuthMethod}
+}
+
+func (r *tokenClientRow) client() oauth.Client {
+	c := r.c
+	c.SecretHash = r.secret.String
+	c.AccessTokenTTL, c.RefreshTokenTTL = time.Duration(r.accessTTL)*time.Second, time.Duration(r.refreshTTL)*time.Second
+	return c
+}
+
+// TokenClient returns a client's tokenClientColumns: everything but name,
+// description, redirect URIs, scopes, owner and timestamps. On every such
+// request the client is read afresh (a deactivated or deleted client is
+// refused at once), and reading the whole row, with its JSON lists and
+// timestamps, cost as much as the rest of an introspection.
 func (s *Store) TokenClient(ctx context.Context, clientID string) (oauth.Client, error) {
-	var (
-		c                     oauth.Client
-		secret                sql.NullString
-		accessTTL, refreshTTL int64
-	)
-	err := s.q.QueryRowContext(ctx, `SELECT id, client_id, client_secret_hash, client_type, access_token_lifetime,
-		refresh_token_lifetime, is_active, registration_type, token_endpoint_auth_method
-		FROM oauth_clients WHERE client_id = $1`, clientID).Scan(&c.ID, &c.ClientID, &secret, &c.Type, &accessTTL,
-		&refreshTTL, &c.IsActive, &c.RegistrationType, &c.TokenEndpointAuthMethod)
+	var r tokenClientRow
+	err := s.q.QueryRowContext(ctx, `SELECT `+tokenClientColumns+` FROM oauth_clients c WHERE c.client_id = $1`, clientID).
+		Scan(r.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return oauth.Client{}, oauth.ErrUnknownClient
 	}
 	if err != nil {
 		return oauth.Client{}, wrap("token client", err)
 	}
-	c.SecretHash = secret.String
-	c.AccessTokenTTL, c.RefreshTokenTTL = time.Duration(accessTTL)*time.Second, time.Duration(refreshTTL)*time.Second
-	return c, nil
+	return r.client(), nil
 }
 
 // TokenClientWithGrant is TokenClient and GrantLive in one statement, for
@@ -95,30 +110,24 @@ func (s *Store) TokenClient(ctx context.Context, clientID string) (oauth.Client,
 // two.
 func (s *Store) TokenClientWithGrant(ctx context.Context, clientID, refreshID, userID string) (oauth.Client, bool, error) {
 	var (
-		c                     oauth.Client
-		secret                sql.NullString
-		accessTTL, refreshTTL int64
-		live                  int
-		grant, owner          any // NULL (no grant) unless both are UUIDs: PostgreSQL's uuid refuses anything else
+		r            tokenClientRow
+		live         int
+		grant, owner any // NULL (no grant) unless both are UUIDs: PostgreSQL's uuid refuses anything else
 	)
 	if validUUID(refreshID) && validUUID(userID) {
 		grant, owner = refreshID, userID
 	}
-	err := s.q.QueryRowContext(ctx, `SELECT c.id, c.client_id, c.client_secret_hash, c.client_type, c.access_token_lifetime,
-		c.refresh_token_lifetime, c.is_active, c.registration_type, c.token_endpoint_auth_method,
+	err := s.q.QueryRowContext(ctx, `SELECT `+tokenClientColumns+`,
 		(SELECT COUNT(*) FROM oauth_provider_refresh_tokens t JOIN users u ON u.id = t.user_id
 			WHERE t.id = $2 AND t.user_id = $3 AND t.revoked_at IS NULL AND u.is_active = TRUE AND u.deleted_at IS NULL)
-		FROM oauth_clients c WHERE c.client_id = $1`, clientID, grant, owner).Scan(&c.ID, &c.ClientID, &secret, &c.Type,
-		&accessTTL, &refreshTTL, &c.IsActive, &c.RegistrationType, &c.TokenEndpointAuthMethod, &live)
+		FROM oauth_clients c WHERE c.client_id = $1`, clientID, grant, owner).Scan(append(r.dest(), &live)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return oauth.Client{}, false, oauth.ErrUnknownClient
 	}
 	if err != nil {
 		return oauth.Client{}, false, wrap("token client with grant", err)
 	}
-	c.SecretHash = secret.String
-	c.AccessTokenTTL, c.RefreshTokenTTL = time.Duration(accessTTL)*time.Second, time.Duration(refreshTTL)*time.Second
-	return c, live == 1, nil
+	return r.client(), live == 1, nil
 }
 
 // validUUID reports whether id is a UUID in its canonical form.
