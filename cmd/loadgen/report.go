@@ -56,8 +56,12 @@ type rowSummary struct {
 	Timeouts    uint64    `json:"timeouts"`
 	Shed        uint64    `json:"shed"`
 	VsYardstick *float64  `json:"vs_yardstick"`
-	Ceiling     string    `json:"ceiling,omitempty"`
-	VsCeiling   *float64  `json:"vs_ceiling"`
+	// VsYardstickRounds is the ratio to the yardstick in each counted
+	// round (VsYardstick is their median): how much a result moves with
+	// the machine.
+	VsYardstickRounds []float64 `json:"vs_yardstick_per_round"`
+	Ceiling           string    `json:"ceiling,omitempty"`
+	VsCeiling         *float64  `json:"vs_ceiling"`
 }
 
 // ceilingSummary is one in-process ceiling.
@@ -163,16 +167,17 @@ func writeMarkdown(w io.Writer, r *report) error {
 	if r.Quick {
 		b.WriteString("- **quick run**: fewer rounds than a measurement needs; a smoke test, not a result\n")
 	}
-	b.WriteString("\n| scenario | conns | rps (median) | rps min | rps max | p50 ms | p99 ms | ok | errors | timeouts | shed | ÷ yardstick | ÷ ceiling |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n| scenario | conns | rps (median) | rps min | rps max | p50 ms | p99 ms | ok | errors | timeouts | shed | ÷ yardstick | ÷ yardstick, rounds | ÷ ceiling |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Rows {
 		ceil := "–"
 		if s.VsCeiling != nil {
 			ceil = fmt.Sprintf("%.3g (%s)", *s.VsCeiling, s.Ceiling)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %d | %d | %d | %d | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %d | %d | %d | %d | %s | %s | %s |\n",
 			s.Name, s.Conns, formatRate(s.RPSMedian), formatRate(s.RPSMin), formatRate(s.RPSMax),
-			formatMs(s.P50), formatMs(s.P99), s.OK, s.Errors, s.Timeouts, s.Shed, formatRatio(s.VsYardstick), ceil)
+			formatMs(s.P50), formatMs(s.P99), s.OK, s.Errors, s.Timeouts, s.Shed, formatRatio(s.VsYardstick),
+			formatRange(s.VsYardstickRounds), ceil)
 	}
 	b.WriteString("\nIn-process ceilings (the server's own code on this machine, between rounds; hash = password hash, hs256 = access-token check):\n\n")
 	b.WriteString("| ceiling | workers | per second (median) | min | max | p50 ms |\n|---|---:|---:|---:|---:|---:|\n")
@@ -236,6 +241,15 @@ func formatMs(v float64) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.3f", v)
+}
+
+// formatRange prints the lowest and highest of per-round ratios.
+func formatRange(vs []float64) string {
+	if len(vs) == 0 {
+		return "–"
+	}
+	lo, hi := minMax(vs)
+	return fmt.Sprintf("%.3g–%.3g", lo, hi)
 }
 
 func formatRatio(v *float64) string {

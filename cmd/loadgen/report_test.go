@@ -60,7 +60,7 @@ func TestReportMarkdownAndJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := b.String()
-	for _, want := range []string{"## Gatehouse loadgen: unit", "| yardstick | 2 | 1000 |", "| me | 2 | 500 |",
+	for _, want := range []string{"## Gatehouse loadgen: unit", "| yardstick | 2 | 1000 |", "| me | 2 | 500 |", "| 0.5 | 0.5–0.5 |",
 		"| isolation/me |", "| isolation/login |", "| bcrypt cost 4 verify | 2 |", "| HS256 access-token verify |",
 		"isolation: me rps under login saturation ÷ me rps alone", "| 0.2 | ≥ 0.3 | **no** |",
 		"login-unknown p50 ÷ one in-process hash p50", "| errors + timeouts | 0 | 0 | yes |",
@@ -82,7 +82,8 @@ func TestReportMarkdownAndJSON(t *testing.T) {
 	if err := json.Unmarshal(raw, &back); err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Rows) != len(rows) || back.Rows[2].Name != scMe || back.Rows[2].VsCeiling == nil || back.Label != "unit" {
+	if len(back.Rows) != len(rows) || back.Rows[2].Name != scMe || back.Rows[2].VsCeiling == nil || back.Label != "unit" ||
+		len(back.Rows[2].VsYardstickRounds) != len(rounds) || back.Rows[2].VsYardstickRounds[0] != 0.5 {
 		t.Errorf("JSON round trip: %s", raw)
 	}
 }

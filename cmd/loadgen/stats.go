@@ -99,7 +99,7 @@ func summarizeRow(name string, rounds []round) rowSummary {
 	lo, hi := minMax(s.RPS)
 	s.RPSMedian, s.RPSMin, s.RPSMax = median(s.RPS), lo, hi
 	s.P50, s.P99 = ms(hist.percentile(0.50)), ms(hist.percentile(0.99))
-	s.VsYardstick = opt(median(vsYard))
+	s.VsYardstick, s.VsYardstickRounds = opt(median(vsYard)), vsYard
 	if s.Ceiling != "" {
 		s.VsCeiling = opt(median(vsCeil))
 	}

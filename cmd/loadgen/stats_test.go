@@ -158,6 +158,9 @@ func TestSummarizeRow(t *testing.T) {
 	if s.VsYardstick == nil || math.Abs(*s.VsYardstick-0.015) > 1e-12 {
 		t.Errorf("vs yardstick %v, want 0.015", s.VsYardstick)
 	}
+	if r := s.VsYardstickRounds; len(r) != 3 || math.Abs(r[0]-0.01) > 1e-12 || math.Abs(r[1]-0.015) > 1e-12 || math.Abs(r[2]-0.04) > 1e-12 {
+		t.Errorf("vs yardstick per round %v, want [0.01 0.015 0.04] in round order", r)
+	}
 	// Per-round ratios to the hash ceiling are 0.5, 1.5 and 2: median 1.5.
 	if s.VsCeiling == nil || *s.VsCeiling != 1.5 || s.Ceiling != ceilingHash {
 		t.Errorf("vs ceiling %v (%s), want 1.5 (hash)", s.VsCeiling, s.Ceiling)
