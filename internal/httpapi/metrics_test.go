@@ -67,6 +67,24 @@ next:
 	return nil, false
 }
 
+// delta is how much a series moved between two scrapes.
+type delta struct {
+	name   string
+	labels []string
+	want   float64
+}
+
+// expectDeltas checks that every series moved between before and after by
+// exactly its want.
+func expectDeltas(t *testing.T, before, after scrape, deltas []delta) {
+	t.Helper()
+	for _, d := range deltas {
+		if got := after.value(d.name, d.labels...) - before.value(d.name, d.labels...); got != d.want {
+			t.Errorf("%s%v moved by %v, want %v", d.name, d.labels, got, d.want)
+		}
+	}
+}
+
 // value is a counter's or gauge's value, or a histogram's sample count; 0
 // for a series that does not exist (yet).
 func (s scrape) value(name string, labels ...string) float64 {
@@ -212,14 +230,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		expectRateLimited(t, e.Post("/api/v1/auth/password-reset/request", "", map[string]any{"email": "nobody@example.com"}), 3)
 
 		after := scrapeMetrics(t, e, metricsToken)
-		delta := func(name string, labels ...string) float64 {
-			return after.value(name, labels...) - before.value(name, labels...)
-		}
-		for _, c := range []struct {
-			name   string
-			labels []string
-			want   float64
-		}{
+		expectDeltas(t, before, after, []delta{
 			{"gatehouse_logins_total", []string{"method", "password", "outcome", "success"}, 2},
 			{"gatehouse_logins_total", []string{"method", "password", "outcome", "bad_credentials"}, 3},
 			{"gatehouse_logins_total", []string{"method", "password", "outcome", "inactive"}, 1},
@@ -240,14 +251,11 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 			{"gatehouse_http_requests_total", []string{"method", "POST", "route", "/api/v1/auth/password-reset/request", "status", "429"}, 1},
 			{"gatehouse_http_requests_total", []string{"method", "POST", "route", "/api/v1/oauth/provider/token", "status", "200"}, 2},
 			{"gatehouse_http_requests_total", []string{"method", "GET", "route", "unmatched", "status", "404"}, 1},
-		} {
-			if got := delta(c.name, c.labels...); got != c.want {
-				t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, got, c.want)
-			}
-		}
+		})
 		// Every password check waited for a hashing slot (6 verifications:
 		// the throttled attempt never reaches the hasher).
-		if got := delta("gatehouse_password_hash_queue_wait_seconds", "outcome", "acquired"); got < 6 {
+		if got := after.value("gatehouse_password_hash_queue_wait_seconds", "outcome", "acquired") -
+			before.value("gatehouse_password_hash_queue_wait_seconds", "outcome", "acquired"); got < 6 {
 			t.Errorf("hash queue waits moved by %v, want at least 6", got)
 		}
 		if got := after.value("gatehouse_password_hash_slots"); got < 1 {
@@ -301,11 +309,7 @@ func TestMetricsBrowserAndSocialLogins(t *testing.T) {
 		socErr(t, socialtest.Begin(t, e, "google", socRedirect).Approve(t).Finish(), http.StatusUnauthorized, "AUTH_006", "User account is inactive")
 
 		after := scrapeMetrics(t, e, metricsToken)
-		for _, c := range []struct {
-			name   string
-			labels []string
-			want   float64
-		}{
+		expectDeltas(t, before, after, []delta{
 			{"gatehouse_logins_total", []string{"method", "browser", "outcome", "success"}, 1},
 			{"gatehouse_logins_total", []string{"method", "browser", "outcome", "bad_credentials"}, 2},
 			{"gatehouse_logins_total", []string{"method", "browser", "outcome", "inactive"}, 1},
@@ -315,10 +319,6 @@ func TestMetricsBrowserAndSocialLogins(t *testing.T) {
 			{"gatehouse_logins_total", []string{"method", "password", "outcome", "success"}, 0},
 			{"gatehouse_tokens_issued_total", []string{"kind", "first_party", "grant", "social"}, 1},
 			{"gatehouse_tokens_issued_total", []string{"kind", "first_party", "grant", "password"}, 0},
-		} {
-			if got := after.value(c.name, c.labels...) - before.value(c.name, c.labels...); got != c.want {
-				t.Errorf("%s%v moved by %v, want %v", c.name, c.labels, got, c.want)
-			}
-		}
+		})
 	}, apitest.WithEnv("METRICS_TOKEN", metricsToken), oaOn())
 }
