@@ -605,8 +605,16 @@ func TestProviderGrantLive(t *testing.T) {
 func TestCodeFamilyMigration(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
 		ctx := context.Background()
-		if m, err := st.MigrateDown(ctx); err != nil || m.Version != 5 {
-			t.Fatalf("down to 4: %+v %v", m, err)
+		// Roll back, newest first, until 00005 is undone (later migrations
+		// come back with Migrate below).
+		for {
+			m, err := st.MigrateDown(ctx)
+			if err != nil || m.Version < 5 {
+				t.Fatalf("rolling back to version 4: %+v %v", m, err)
+			}
+			if m.Version == 5 {
+				break
+			}
 		}
 		c := provClient(t, st, "mig", provNow)
 		u := provUser(t, st, "mig@example.com")
