@@ -44,6 +44,9 @@ const (
 	CodeAlreadyExists      = "SYS_005"
 	CodeServiceUnavailable = "SYS_006"
 	CodeRequestTooLarge    = "REQUEST_TOO_LARGE"
+	// CodeLastOwner: the change would leave an organization without an
+	// active owner.
+	CodeLastOwner = "ORG_001"
 )
 
 // FieldError names one invalid input field.

@@ -933,6 +933,79 @@ func TestOrgLastOwnerUnderConcurrency(t *testing.T) {
 	})
 }
 
+// Deleting an account ends its memberships, so the last active owner of an
+// organization cannot be deleted (409 ORG_001, nothing changed), through the
+// admin API, DELETE /users/{id} or a bulk delete (skipped there), and two
+// co-owners deleted at once leave one.
+func TestOrgOwnerAccountDeletion(t *testing.T) {
+	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
+		su := e.Superuser("root@example.com")
+		a, b := e.User("a@example.com"), e.User("b@example.com")
+		id := orgCreate(t, e, a.Access, "Acme", "acme").ID
+		orgAdd(t, e, a.Access, id, b.UserID, "admin")
+		for _, path := range []string{adminUser(a.UserID), "/api/v1/users/" + a.UserID} {
+			r := orgUnchanged(t, e, apitest.Request{Method: "DELETE", Path: path, Token: su.Access}, orgLastOwner)
+			if !strings.Contains(string(r.Body), `organization \"Acme\"`) {
+				t.Errorf("DELETE %s: %s does not name the organization", path, r.Body)
+			}
+		}
+		var res bulkResult
+		e.Post(adminUsers+"/bulk-action", su.Access, map[string]any{"action": "delete", "user_ids": []string{a.UserID}}).
+			Expect(t, http.StatusOK, "").Decode(t, &res)
+		if res.AffectedCount != 0 || res.FailedIDs == nil || !slices.Equal(*res.FailedIDs, []string{a.UserID}) {
+			t.Fatalf("bulk delete of the last owner: %+v, want it skipped", res)
+		}
+		e.Get(pathMe, a.Access).Expect(t, http.StatusOK, "")
+
+		// Once b is an owner too, a's account can go; b is then the last.
+		e.Do(apitest.Request{Method: "PATCH", Path: orgURL(id, "/members/", b.UserID), Token: a.Access,
+			Body: map[string]any{"role": "owner"}}).Expect(t, http.StatusOK, "")
+		e.Delete(adminUser(a.UserID), su.Access).Expect(t, http.StatusOK, "")
+		if got := orgActiveOwners(t, e, id); got != 1 {
+			t.Fatalf("%d active owners after deleting one of two, want 1", got)
+		}
+		orgUnchanged(t, e, apitest.Request{Method: "DELETE", Path: adminUser(b.UserID), Token: su.Access}, orgLastOwner)
+
+		for round := range 4 {
+			x := e.User(fmt.Sprintf("x%d@example.com", round))
+			y := e.User(fmt.Sprintf("y%d@example.com", round))
+			oid := orgCreate(t, e, x.Access, fmt.Sprintf("Pair %d", round), fmt.Sprintf("pair-%d", round)).ID
+			orgAdd(t, e, x.Access, oid, y.UserID, "owner")
+			var (
+				wg   sync.WaitGroup
+				out  [2]apitest.Response
+				errs [2]error
+			)
+			start := make(chan struct{})
+			for i, u := range []apitest.Tokens{x, y} {
+				wg.Go(func() {
+					<-start
+					out[i], errs[i] = orgRawDo(e, "DELETE", adminUser(u.UserID), su.Access, nil)
+				})
+			}
+			close(start)
+			wg.Wait()
+			statuses := []int{}
+			for i := range 2 {
+				if errs[i] != nil {
+					t.Fatalf("round %d: %v", round, errs[i])
+				}
+				statuses = append(statuses, out[i].Status)
+				if out[i].Status == http.StatusConflict {
+					orgLastOwner.check(t, out[i])
+				}
+			}
+			sort.Ints(statuses)
+			if !slices.Equal(statuses, []int{http.StatusOK, http.StatusConflict}) {
+				t.Fatalf("round %d: statuses %v, want one 200 and one 409; bodies %s / %s", round, statuses, out[0].Body, out[1].Body)
+			}
+			if got := orgActiveOwners(t, e, oid); got != 1 {
+				t.Fatalf("round %d: %d active owners left, want 1", round, got)
+			}
+		}
+	})
+}
+
 func TestOrgInvitationAcceptedOnceUnderConcurrency(t *testing.T) {
 	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
 		owner := e.User("owner@example.com")

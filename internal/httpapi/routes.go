@@ -89,7 +89,8 @@ func (s *server) routes() {
 		"Users may update themselves; superusers anyone (and may set is_active, which revokes the user's sessions when false)."),
 		gate: signedIn}, s.patchUser)
 	register(s, endpoint{op: op("DELETE", "/api/v1/users/{user_id}", "deleteUser", "Delete a user", tUsers, ok,
-		"Superusers only, never themselves. Soft delete: the account is deactivated, its sessions revoked, and its email can be registered again."),
+		"Superusers only, never themselves. Soft delete: the account is deactivated, its sessions revoked, its memberships ended, and its email can be registered again. "+
+			"The last active owner of an organization cannot be deleted (409 ORG_001, naming the organization)."),
 		gate: superuser}, s.deleteUser)
 
 	// Sessions (reference §5.4).
@@ -291,7 +292,8 @@ func (s *server) adminUserRoutes() {
 		gate: admin}, s.adminCreateUser)
 	register(s, endpoint{op: op("POST", users+"/bulk-action", "adminBulkUserAction", "Activate, deactivate or delete many users", tAdmin, ok,
 		superOnly+"Applies the action to 1 to 100 user ids in one transaction (all or nothing). Duplicate ids count once. "+
-			"Unknown and soft-deleted users are skipped, and so is the caller for deactivate and delete. Deactivate and delete "+
+			"Unknown and soft-deleted users are skipped, and so is the caller for deactivate and delete, and for delete the last "+
+			"active owner of an organization (owners deleted together are deleted until one is left). Deactivate and delete "+
 			"revoke the affected users' sessions; delete is the soft delete of DELETE /admin/users/{user_id}. Users already in "+
 			"the requested state count as affected. success is true when nothing was skipped; failed_ids lists the skipped "+
 			"ids in request order. An unknown action, no ids, more than 100 ids or an invalid UUID (field user_ids.<i>): 422."),
@@ -306,8 +308,9 @@ func (s *server) adminUserRoutes() {
 			"All changes are written in one transaction."+deleted),
 		gate: admin}, s.adminUpdateUser)
 	register(s, endpoint{op: op("DELETE", userPath, "adminDeleteUser", "Delete a user", tAdmin, ok,
-		superOnly+"Soft delete: the account is deactivated, its sessions revoked, and its email can be registered again. "+
-			"The caller cannot delete their own account (403 AUTH_007)."+deleted),
+		superOnly+"Soft delete: the account is deactivated, its sessions revoked, its memberships ended, and its email can be registered again. "+
+			"The caller cannot delete their own account (403 AUTH_007); the last active owner of an organization cannot be "+
+			"deleted (409 ORG_001, naming the organization: make another member an owner or delete the organization first)."+deleted),
 		gate: admin}, s.adminDeleteUser)
 	register(s, endpoint{op: op("POST", userPath+"/activate", "adminActivateUser", "Activate a user", tAdmin, ok,
 		superOnly+"Activating an active user succeeds again."+deleted),

@@ -110,7 +110,7 @@ var (
 	ErrSlugTaken       = apperr.New(apperr.Conflict, apperr.CodeAlreadyExists, "Organization slug already exists")
 	ErrAlreadyMember   = &apperr.Error{Kind: apperr.Conflict, Code: apperr.CodeUserExists, Message: "User is already a member of this organization", Field: "user_id"}
 	ErrMembershipGone  = apperr.New(apperr.NotFound, apperr.CodeNotFound, "User is not a member of this organization")
-	ErrLastOwner       = apperr.New(apperr.Conflict, CodeLastOwner, "An organization must keep at least one active owner: make another member an owner first")
+	ErrLastOwner       = apperr.New(apperr.Conflict, apperr.CodeLastOwner, "An organization must keep at least one active owner: make another member an owner first")
 	ErrOwnerOnly       = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "Only owners can grant, change or remove the owner role")
 	ErrInactiveOrg     = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "This organization is inactive: its members have read access only")
 	ErrUserNotFound    = apperr.New(apperr.NotFound, apperr.CodeNotFound, "User not found")
@@ -119,10 +119,6 @@ var (
 	ErrInviteWrongUser = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "This invitation was sent to another email address")
 	ErrNotPermitted    = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "Not enough permissions")
 )
-
-// CodeLastOwner is the error code of a change that would leave an
-// organization without an active owner.
-const CodeLastOwner = "ORG_001"
 
 // roleNotAuthorized is the reference's message for a role below the one required.
 func roleNotAuthorized(r Role) *apperr.Error {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -94,12 +95,23 @@ func (s *Store) BulkUpdateUsers(ctx context.Context, action user.BulkAction, ids
 		}
 		if action == user.BulkDelete {
 			// Exactly the single soft delete, user by user (at most
-			// user.MaxBulkIDs), so both always do the same.
+			// user.MaxBulkIDs), so both always do the same; the last owner
+			// of an organization is skipped. The organizations are locked
+			// first, all in one order, so two bulk deletes cannot deadlock.
+			if err := tx.lockOwnedOrganizations(ctx, done); err != nil {
+				return err
+			}
+			deleted := done[:0]
 			for _, id := range done {
-				if err := tx.SoftDeleteUser(ctx, id, now); err != nil {
+				err := tx.SoftDeleteUser(ctx, id, now)
+				switch {
+				case err == nil:
+					deleted = append(deleted, id)
+				case !errors.Is(err, user.ErrLastOwner):
 					return err
 				}
 			}
+			done = deleted
 			return nil
 		}
 		// $1..$n are the matched ids, $n+1 is now.

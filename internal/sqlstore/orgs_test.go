@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -773,6 +774,143 @@ func TestListOrganizationsSearchFilterAndPaging(t *testing.T) {
 		list, total, _ = st.ListOrganizations(ctx, org.ListQuery{Limit: 5, Offset: 100})
 		if total != 7 || len(list) != 0 || list == nil {
 			t.Fatalf("past the end: %v total %d", list, total)
+		}
+	})
+}
+
+// ownerCount is the number of active owner memberships of orgID.
+func ownerCount(t *testing.T, st *sqlstore.Store, orgID string) int {
+	t.Helper()
+	return orgCount(t, st, `SELECT COUNT(*) FROM user_organizations WHERE organization_id = $1 AND role = 'owner' AND is_active = TRUE`, orgID)
+}
+
+func TestSoftDeleteKeepsAnOwner(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		later := orgT0.Add(time.Hour)
+		a, b := orgUser(t, st, "a@example.com"), orgUser(t, st, "b@example.com")
+		solo := orgCreate(t, st, orgNew("solo", orgT0), &a)
+		shared := orgCreate(t, st, orgNew("shared", orgT0), &a)
+		orgAdd(t, st, shared.ID, b.ID, org.RoleOwner, orgT0)
+		orgAdd(t, st, solo.ID, b.ID, org.RoleAdmin, orgT0)
+
+		err := st.SoftDeleteUser(ctx, a.ID, later)
+		if !errors.Is(err, user.ErrLastOwner) {
+			t.Fatalf("deleting the only owner of %q: %v, want ErrLastOwner", solo.Name, err)
+		}
+		if !strings.Contains(err.Error(), solo.Name) {
+			t.Errorf("message %q does not name the organization %q", err, solo.Name)
+		}
+		if active, deleted := userState(t, st, a.ID); !active || deleted {
+			t.Fatalf("refused delete changed the user: active=%v deleted=%v", active, deleted)
+		}
+		if ownerCount(t, st, solo.ID) != 1 || ownerCount(t, st, shared.ID) != 2 {
+			t.Fatal("refused delete changed the owners")
+		}
+
+		// With a second owner everywhere, the delete goes through and ends
+		// every membership of the deleted user.
+		if _, err := st.ChangeMembership(ctx, solo.ID, b.ID, later, func(m *org.Membership, _ int) error {
+			m.Role = org.RoleOwner
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SoftDeleteUser(ctx, a.ID, later); err != nil {
+			t.Fatalf("delete with another owner: %v", err)
+		}
+		for _, o := range []org.Organization{solo, shared} {
+			if n := ownerCount(t, st, o.ID); n != 1 {
+				t.Errorf("%s: %d active owners after the delete, want 1 (b)", o.Slug, n)
+			}
+			if orgMembership(t, st, o.ID, a.ID).IsActive {
+				t.Errorf("%s: the deleted user is still an active member", o.Slug)
+			}
+		}
+		// b is now the last owner of both.
+		if err := st.SoftDeleteUser(ctx, b.ID, later); !errors.Is(err, user.ErrLastOwner) {
+			t.Fatalf("deleting the remaining owner: %v, want ErrLastOwner", err)
+		}
+	})
+}
+
+func TestConcurrentOwnerDeletesKeepAnOwner(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		later := orgT0.Add(time.Hour)
+		for i := range 4 {
+			a := orgUser(t, st, fmt.Sprintf("a%d@example.com", i))
+			b := orgUser(t, st, fmt.Sprintf("b%d@example.com", i))
+			o := orgCreate(t, st, orgNew(fmt.Sprintf("pair-%d", i), orgT0), &a)
+			orgAdd(t, st, o.ID, b.ID, org.RoleOwner, orgT0)
+			// Rounds 0 and 1 delete both owners at once; rounds 2 and 3
+			// delete one while the other is demoted.
+			start := make(chan struct{})
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				<-start
+				errs[0] = st.SoftDeleteUser(ctx, a.ID, later)
+			})
+			wg.Go(func() {
+				<-start
+				if i < 2 {
+					errs[1] = st.SoftDeleteUser(ctx, b.ID, later)
+					return
+				}
+				_, errs[1] = st.ChangeMembership(ctx, o.ID, b.ID, later, func(m *org.Membership, owners int) error {
+					if owners <= 1 {
+						return org.ErrLastOwner
+					}
+					m.Role = org.RoleMember
+					return nil
+				})
+			})
+			close(start)
+			wg.Wait()
+			ok, refused := 0, 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, user.ErrLastOwner), errors.Is(err, org.ErrLastOwner):
+					refused++
+				default:
+					t.Errorf("round %d: unexpected error %v", i, err)
+				}
+			}
+			if ok != 1 || refused != 1 {
+				t.Fatalf("round %d: %d succeeded, %d refused; want 1 and 1 (%v)", i, ok, refused, errs)
+			}
+			if n := ownerCount(t, st, o.ID); n != 1 {
+				t.Fatalf("round %d: %d active owners, want 1", i, n)
+			}
+		}
+	})
+}
+
+func TestBulkDeleteSkipsLastOwner(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		a, b := orgUser(t, st, "a@example.com"), orgUser(t, st, "b@example.com")
+		c := orgUser(t, st, "c@example.com")
+		o := orgCreate(t, st, orgNew("pair", orgT0), &a)
+		orgAdd(t, st, o.ID, b.ID, org.RoleOwner, orgT0)
+		done, err := st.BulkUpdateUsers(ctx, user.BulkDelete, []string{a.ID, b.ID, c.ID}, "", orgT0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(done) != 2 || !slices.Contains(done, c.ID) {
+			t.Fatalf("deleted %v; want c and one of the two owners", done)
+		}
+		if n := ownerCount(t, st, o.ID); n != 1 {
+			t.Fatalf("%d active owners after the bulk delete, want 1", n)
+		}
+		for _, u := range []user.User{a, b} {
+			_, deleted := userState(t, st, u.ID)
+			if deleted != slices.Contains(done, u.ID) {
+				t.Errorf("%s: deleted=%v but reported done=%v", u.Email, deleted, slices.Contains(done, u.ID))
+			}
 		}
 	})
 }

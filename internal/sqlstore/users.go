@@ -287,16 +287,40 @@ func (s *Store) UpdatePasswordHash(ctx context.Context, userID, oldHash, newHash
 }
 
 // SoftDeleteUser marks a live user deleted and inactive, revokes their
-// sessions and drops their reset tokens, atomically.
+// sessions, ends their memberships and drops their reset tokens and social
+// links, atomically. It refuses (user.ErrLastOwner) to delete the only
+// active owner of an organization.
 func (s *Store) SoftDeleteUser(ctx context.Context, id string, now time.Time) error {
 	return s.InTx(ctx, func(tx *Store) error {
-		res, err := tx.q.ExecContext(ctx, `UPDATE users SET deleted_at = $2, is_active = FALSE, updated_at = $2
-			WHERE id = $1 AND deleted_at IS NULL`, id, utc(now))
-		if err != nil {
-			return wrap("delete user", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		// The user's row first, then the organizations: the order bulk
+		// deletes take their locks in too.
+		var live string
+		err := tx.q.QueryRowContext(ctx, `SELECT id FROM users WHERE id = $1 AND deleted_at IS NULL`+tx.forUpdate(), id).Scan(&live)
+		if errors.Is(err, sql.ErrNoRows) {
 			return user.ErrNotFound
+		}
+		if err != nil {
+			return wrap("lock user", err)
+		}
+		if err := tx.lockOwnedOrganizations(ctx, []string{id}); err != nil {
+			return err
+		}
+		var orgName string
+		err = tx.q.QueryRowContext(ctx, `SELECT o.name FROM organizations o
+			JOIN user_organizations m ON m.organization_id = o.id
+			WHERE m.user_id = $1 AND m.role = 'owner' AND m.is_active = TRUE
+			AND NOT EXISTS (SELECT 1 FROM user_organizations x WHERE x.organization_id = o.id
+				AND x.role = 'owner' AND x.is_active = TRUE AND x.user_id <> $1)
+			ORDER BY o.name LIMIT 1`, id).Scan(&orgName)
+		switch {
+		case err == nil:
+			return user.ErrLastOwner.WithMessage("User is the last active owner of organization %q: make another member an owner, or delete the organization, first", orgName)
+		case !errors.Is(err, sql.ErrNoRows):
+			return wrap("find sole ownerships", err)
+		}
+		if _, err := tx.q.ExecContext(ctx, `UPDATE users SET deleted_at = $2, is_active = FALSE, updated_at = $2
+			WHERE id = $1`, id, utc(now)); err != nil {
+			return wrap("delete user", err)
 		}
 		if _, err := tx.RevokeUserSessions(ctx, id, now); err != nil {
 			return err
@@ -313,4 +337,26 @@ func (s *Store) SoftDeleteUser(ctx context.Context, id string, now time.Time) er
 		_, err = tx.q.ExecContext(ctx, `DELETE FROM password_reset_tokens WHERE user_id = $1`, id)
 		return wrap("drop reset tokens", err)
 	})
+}
+
+// lockOwnedOrganizations locks, in id order, every organization that one
+// of userIDs owns, as ChangeMembership does, so that deleting owners cannot
+// race with role changes or with each other into leaving an organization
+// without an owner. SQLite's write transactions are serial already.
+func (s *Store) lockOwnedOrganizations(ctx context.Context, userIDs []string) error {
+	if s.engine != Postgres || len(userIDs) == 0 {
+		return nil
+	}
+	var args []any
+	rows, err := s.q.QueryContext(ctx, `SELECT o.id FROM organizations o WHERE o.id IN (
+		SELECT organization_id FROM user_organizations
+		WHERE role = 'owner' AND is_active = TRUE AND user_id IN (`+inList(&args, userIDs)+`))
+		ORDER BY o.id FOR UPDATE`, args...)
+	if err != nil {
+		return wrap("lock owned organizations", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return wrap("lock owned organizations", rows.Err())
 }

@@ -51,6 +51,9 @@ var (
 	ErrDeleteSelf         = apperr.New(apperr.Forbidden, apperr.CodeInsufficientPerms, "Cannot delete your own account")
 	ErrDeactivateSelf     = apperr.New(apperr.Forbidden, apperr.CodeOperationForbidden, "Cannot deactivate your own account")
 	ErrWrongPassword      = apperr.New(apperr.Forbidden, apperr.CodeInvalidCredentials, "Current password is incorrect")
-	ErrNoPassword         = apperr.New(apperr.BadRequest, apperr.CodeInvalidInput,
+	// ErrLastOwner refuses to delete the only active owner of an
+	// organization: the organization would be left without one.
+	ErrLastOwner  = apperr.New(apperr.Conflict, apperr.CodeLastOwner, "User is the last active owner of an organization: make another member an owner, or delete the organization, first")
+	ErrNoPassword = apperr.New(apperr.BadRequest, apperr.CodeInvalidInput,
 		"This account has no password set. Use the password reset flow (POST /api/v1/auth/password-reset/request) to set one.")
 )
