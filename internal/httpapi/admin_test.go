@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -1049,4 +1050,46 @@ func deref(p *string) string {
 		return "<nil>"
 	}
 	return *p
+}
+
+// Bulk deactivation and deletion end the affected users' provider tokens,
+// as the single-user actions do: after deactivate + activate the old
+// refresh and access tokens stay dead, and every refresh token row is
+// marked revoked.
+func TestAdminBulkRevokesProviderTokens(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		s := oaStart(t, e)
+		bulk := func(action, id string) {
+			t.Helper()
+			var b bulkResult
+			e.Post(adminUsers+"/bulk-action", s.admin.Access, map[string]any{"action": action, "user_ids": []string{id}}).
+				Expect(t, http.StatusOK, "").Decode(t, &b)
+			if b.AffectedCount != 1 {
+				t.Fatalf("bulk %s: %+v", action, b)
+			}
+		}
+		live := func(userID string) int {
+			return e.Count(`SELECT COUNT(*) FROM oauth_provider_refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL`, userID)
+		}
+		for _, action := range []string{"deactivate", "delete"} {
+			t.Run(action, func(t *testing.T) {
+				u := e.User(action + "@example.com")
+				tok := oaFlow(t, e, s.conf, u.Access, url.Values{"scope": {"openid"}})
+				if live(u.UserID) != 1 {
+					t.Fatal("the flow stored no live refresh token")
+				}
+				bulk(action, u.UserID)
+				if n := live(u.UserID); n != 0 {
+					t.Fatalf("%d provider refresh tokens still unrevoked after bulk %s", n, action)
+				}
+				if action == "deactivate" {
+					bulk("activate", u.UserID)
+				}
+				oaErr(t, oaRefresh(e, s.conf, tok.RefreshToken, nil), http.StatusBadRequest, "invalid_grant", "")
+				if oaAccessWorks(t, e, tok.AccessToken) {
+					t.Fatalf("after bulk %s the provider access token still works at userinfo", action)
+				}
+			})
+		}
+	})
 }

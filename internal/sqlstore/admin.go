@@ -124,14 +124,20 @@ func (s *Store) BulkUpdateUsers(ctx context.Context, action user.BulkAction, ids
 		case user.BulkActivate:
 			stmts = []string{`UPDATE users SET is_active = TRUE, updated_at = ` + ts + ` WHERE is_active = FALSE AND id IN (` + in + `)`}
 		case user.BulkDeactivate:
-			stmts = []string{
-				`UPDATE users SET is_active = FALSE, updated_at = ` + ts + ` WHERE is_active = TRUE AND id IN (` + in + `)`,
-				`UPDATE user_sessions SET is_active = FALSE, updated_at = ` + ts + ` WHERE is_active = TRUE AND user_id IN (` + in + `)`,
-			}
+			stmts = []string{`UPDATE users SET is_active = FALSE, updated_at = ` + ts + ` WHERE is_active = TRUE AND id IN (` + in + `)`}
 		}
 		for _, st := range stmts {
 			if _, err := tx.q.ExecContext(ctx, st, args...); err != nil {
 				return wrap("bulk "+string(action), err)
+			}
+		}
+		if action == user.BulkDeactivate {
+			// Exactly the revocation of a single deactivation: device
+			// sessions and provider tokens.
+			for _, id := range done {
+				if _, err := tx.RevokeUserSessions(ctx, id, now); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
