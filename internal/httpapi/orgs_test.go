@@ -1006,6 +1006,39 @@ func TestOrgOwnerAccountDeletion(t *testing.T) {
 	})
 }
 
+// An owner whose account is deactivated still holds the role but does not
+// count as an active owner: the last owner who can sign in can neither
+// leave, be demoted nor be deleted while the others are deactivated, and
+// may remove a deactivated co-owner.
+func TestOrgDeactivatedOwnersDoNotCount(t *testing.T) {
+	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
+		su := e.Superuser("root@example.com")
+		a, b, c := e.User("a@example.com"), e.User("b@example.com"), e.User("c@example.com")
+		id := orgCreate(t, e, a.Access, "Acme", "acme").ID
+		orgAdd(t, e, a.Access, id, b.UserID, "owner")
+		orgAdd(t, e, a.Access, id, c.UserID, "owner")
+		for _, u := range []apitest.Tokens{b, c} {
+			e.Post(adminUser(u.UserID)+"/deactivate", su.Access, nil).Expect(t, http.StatusOK, "")
+		}
+		orgUnchanged(t, e, apitest.Request{Method: "DELETE", Path: orgURL(id, "/members/", a.UserID), Token: a.Access}, orgLastOwner)
+		orgUnchanged(t, e, apitest.Request{Method: "PATCH", Path: orgURL(id, "/members/", a.UserID), Token: a.Access,
+			Body: map[string]any{"role": "admin"}}, orgLastOwner)
+		orgUnchanged(t, e, apitest.Request{Method: "DELETE", Path: adminUser(a.UserID), Token: su.Access}, orgLastOwner)
+
+		// a may remove the deactivated co-owner c.
+		e.Delete(orgURL(id, "/members/", c.UserID), a.Access).Expect(t, http.StatusOK, "")
+		if role, active := orgRole(t, e, id, c.UserID); role != "owner" || active {
+			t.Fatalf("c after removal: role %q active %v", role, active)
+		}
+		// Once b's account is active again, a may leave.
+		e.Post(adminUser(b.UserID)+"/activate", su.Access, nil).Expect(t, http.StatusOK, "")
+		e.Delete(orgURL(id, "/members/", a.UserID), a.Access).Expect(t, http.StatusOK, "")
+		if got := orgActiveOwners(t, e, id); got != 1 {
+			t.Fatalf("%d active owners, want 1 (b)", got)
+		}
+	})
+}
+
 func TestOrgInvitationAcceptedOnceUnderConcurrency(t *testing.T) {
 	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
 		owner := e.User("owner@example.com")

@@ -104,7 +104,7 @@ func (s *server) routes() {
 	// Organizations, member-facing (reference §5.5 plus contract §4.1).
 	const (
 		tOrgs       = "Organizations"
-		roleRules   = " Roles rank owner > admin > member > guest. Owners and admins manage members; admins cannot grant, change or remove the owner role. An organization keeps at least one active owner (409 ORG_001). Members of an inactive organization have read access only. Superusers may do anything."
+		roleRules   = " Roles rank owner > admin > member > guest. Owners and admins manage members; admins cannot grant, change or remove the owner role. An organization keeps at least one active owner, one whose account is active (409 ORG_001). Members of an inactive organization have read access only. Superusers may do anything."
 		nonMember   = " Non-members get 403 'Not a member of this organization', also for organizations that do not exist."
 		orgIDPath   = "/api/v1/organizations/{organization_id}"
 		memberPath  = orgIDPath + "/members/{user_id}"

@@ -40,9 +40,10 @@ type Store interface {
 	// (keeping its join date); ErrAlreadyMember when it is active.
 	AddMember(ctx context.Context, m Membership) error
 	// ChangeMembership locks the organization, loads the membership and the
-	// number of active owners, runs fn and saves the result, atomically, so
-	// that concurrent changes cannot remove the last owner.
-	ChangeMembership(ctx context.Context, orgID, userID string, now time.Time, fn func(m *Membership, activeOwners int) error) (Membership, error)
+	// number of other active owners (owner memberships of other users whose
+	// accounts are active), runs fn and saves the result, atomically, so that
+	// concurrent changes cannot remove the last owner.
+	ChangeMembership(ctx context.Context, orgID, userID string, now time.Time, fn func(m *Membership, otherOwners int) error) (Membership, error)
 
 	CreateInvitation(ctx context.Context, inv Invitation) error
 	Invitations(ctx context.Context, orgID string) ([]Invitation, error)
@@ -404,14 +405,14 @@ func (s *Service) ChangeRole(ctx context.Context, actor user.Actor, orgID, userI
 	if role == RoleOwner && actorRole != RoleOwner {
 		return Membership{}, ErrOwnerOnly
 	}
-	return s.store.ChangeMembership(ctx, orgID, userID, s.now(), func(m *Membership, owners int) error {
+	return s.store.ChangeMembership(ctx, orgID, userID, s.now(), func(m *Membership, otherOwners int) error {
 		if !m.IsActive {
 			return ErrMembershipGone
 		}
 		if m.Role == RoleOwner && actorRole != RoleOwner {
 			return ErrOwnerOnly
 		}
-		if m.Role == RoleOwner && role != RoleOwner && owners <= 1 {
+		if m.Role == RoleOwner && role != RoleOwner && otherOwners == 0 {
 			return ErrLastOwner
 		}
 		m.Role = role
@@ -442,14 +443,14 @@ func (s *Service) RemoveMember(ctx context.Context, actor user.Actor, orgID, use
 	if err != nil {
 		return Organization{}, user.User{}, err
 	}
-	_, err = s.store.ChangeMembership(ctx, orgID, userID, s.now(), func(m *Membership, owners int) error {
+	_, err = s.store.ChangeMembership(ctx, orgID, userID, s.now(), func(m *Membership, otherOwners int) error {
 		if !m.IsActive {
 			return ErrMembershipGone
 		}
 		if m.Role == RoleOwner && actorRole != RoleOwner && userID != actor.UserID {
 			return ErrOwnerOnly
 		}
-		if m.Role == RoleOwner && owners <= 1 {
+		if m.Role == RoleOwner && otherOwners == 0 {
 			return ErrLastOwner
 		}
 		m.IsActive = false

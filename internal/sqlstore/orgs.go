@@ -276,9 +276,11 @@ func (s *Store) AddMember(ctx context.Context, m org.Membership) error {
 }
 
 // ChangeMembership serialises membership changes of one organization by
-// locking its row, so the active-owner count fn sees cannot change under it.
+// locking its row, so the owner count fn sees cannot change under it. The
+// count is of the other active owners: active owner memberships of users
+// other than userID whose accounts are active and not deleted.
 func (s *Store) ChangeMembership(ctx context.Context, orgID, userID string, now time.Time,
-	fn func(m *org.Membership, activeOwners int) error) (org.Membership, error) {
+	fn func(m *org.Membership, otherOwners int) error) (org.Membership, error) {
 	var out org.Membership
 	err := s.InTx(ctx, func(tx *Store) error {
 		var id string
@@ -294,8 +296,9 @@ func (s *Store) ChangeMembership(ctx context.Context, orgID, userID string, now 
 			return err
 		}
 		var owners int
-		if err := tx.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_organizations
-			WHERE organization_id = $1 AND role = 'owner' AND is_active = TRUE`, orgID).Scan(&owners); err != nil {
+		if err := tx.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_organizations m JOIN users u ON u.id = m.user_id
+			WHERE m.organization_id = $1 AND m.role = 'owner' AND m.is_active = TRUE AND m.user_id <> $2
+			AND u.is_active = TRUE AND u.deleted_at IS NULL`, orgID, userID).Scan(&owners); err != nil {
 			return wrap("count owners", err)
 		}
 		if err := fn(&m, owners); err != nil {

@@ -292,8 +292,8 @@ func TestChangeMembership(t *testing.T) {
 			m.Role = org.RoleAdmin
 			return nil
 		})
-		if err != nil || seen != 2 {
-			t.Fatalf("change: err %v, active owners seen %d, want 2", err, seen)
+		if err != nil || seen != 1 {
+			t.Fatalf("change: err %v, other active owners seen %d, want 1 (a)", err, seen)
 		}
 		if m.Role != org.RoleAdmin || !m.UpdatedAt.Equal(later) || !m.CreatedAt.Equal(orgT0) {
 			t.Fatalf("returned membership %+v", m)
@@ -304,8 +304,8 @@ func TestChangeMembership(t *testing.T) {
 		if _, err := st.ChangeMembership(ctx, o.ID, a.ID, later, func(_ *org.Membership, owners int) error {
 			seen = owners
 			return nil
-		}); err != nil || seen != 1 {
-			t.Fatalf("owner count after the demotion: %d (%v), want 1", seen, err)
+		}); err != nil || seen != 0 {
+			t.Fatalf("other owners of a after b's demotion: %d (%v), want 0", seen, err)
 		}
 
 		// An error from fn saves nothing.
@@ -344,7 +344,7 @@ func TestChangeMembershipSerialisesOwnerChanges(t *testing.T) {
 		rule := func(remove bool) func(m *org.Membership, owners int) error {
 			return func(m *org.Membership, owners int) error {
 				time.Sleep(20 * time.Millisecond)
-				if m.Role == org.RoleOwner && owners <= 1 {
+				if m.Role == org.RoleOwner && owners == 0 {
 					return org.ErrLastOwner
 				}
 				if remove {
@@ -859,7 +859,7 @@ func TestConcurrentOwnerDeletesKeepAnOwner(t *testing.T) {
 					return
 				}
 				_, errs[1] = st.ChangeMembership(ctx, o.ID, b.ID, later, func(m *org.Membership, owners int) error {
-					if owners <= 1 {
+					if owners == 0 {
 						return org.ErrLastOwner
 					}
 					m.Role = org.RoleMember

@@ -309,8 +309,9 @@ func (s *Store) SoftDeleteUser(ctx context.Context, id string, now time.Time) er
 		err = tx.q.QueryRowContext(ctx, `SELECT o.name FROM organizations o
 			JOIN user_organizations m ON m.organization_id = o.id
 			WHERE m.user_id = $1 AND m.role = 'owner' AND m.is_active = TRUE
-			AND NOT EXISTS (SELECT 1 FROM user_organizations x WHERE x.organization_id = o.id
-				AND x.role = 'owner' AND x.is_active = TRUE AND x.user_id <> $1)
+			AND NOT EXISTS (SELECT 1 FROM user_organizations x JOIN users u ON u.id = x.user_id
+				WHERE x.organization_id = o.id AND x.role = 'owner' AND x.is_active = TRUE AND x.user_id <> $1
+				AND u.is_active = TRUE AND u.deleted_at IS NULL)
 			ORDER BY o.name LIMIT 1`, id).Scan(&orgName)
 		switch {
 		case err == nil:
