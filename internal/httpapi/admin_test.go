@@ -131,6 +131,47 @@ func TestAdminGate(t *testing.T) {
 	})
 }
 
+// A superuser whose account is inactive gets 403 "Inactive user" and a
+// deleted one 401 from every admin endpoint, users and organizations alike,
+// and neither changes anything.
+func TestAdminGateRefusesInactiveAndDeletedSuperusers(t *testing.T) {
+	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
+		e.Superuser("root@example.com")
+		target := e.User("target@example.com")
+		sid := sessionIDOf(t, target.Access)
+		idle, gone := e.User("idle@example.com"), e.User("gone@example.com")
+		e.Exec(`UPDATE users SET is_superuser = TRUE WHERE id IN ($1, $2)`, idle.UserID, gone.UserID)
+		e.Get(adminUsers, idle.Access).Expect(t, http.StatusOK, "")
+		e.Get(adminUsers, gone.Access).Expect(t, http.StatusOK, "")
+		// Flags set behind the API's back, so the sessions stay active and
+		// the gate itself must refuse.
+		e.Exec(`UPDATE users SET is_active = FALSE WHERE id = $1`, idle.UserID)
+		e.Exec(`UPDATE users SET deleted_at = created_at WHERE id = $1`, gone.UserID)
+
+		oid := unknownID // refused before the organization is looked up
+		reqs := append(adminEndpoints(target.UserID, sid),
+			apitest.Request{Method: "GET", Path: adminOrgsAPI},
+			apitest.Request{Method: "POST", Path: adminOrgsAPI, Body: map[string]any{"name": "Gate", "slug": "gate"}},
+			apitest.Request{Method: "GET", Path: adminOrgURL(oid)},
+			apitest.Request{Method: "PUT", Path: adminOrgURL(oid), Body: map[string]any{"name": "Gated"}},
+			apitest.Request{Method: "DELETE", Path: adminOrgURL(oid)},
+			apitest.Request{Method: "GET", Path: adminOrgURL(oid, "/members")},
+			apitest.Request{Method: "POST", Path: adminOrgURL(oid, "/members"), Body: map[string]any{"user_id": target.UserID}},
+			apitest.Request{Method: "DELETE", Path: adminOrgURL(oid, "/members/", target.UserID)},
+		)
+		for _, req := range reqs {
+			t.Run(req.Method+" "+req.Path, func(t *testing.T) {
+				expectUnchanged(t, e, func() {
+					req.Token = idle.Access
+					expectError(t, e.Do(req), http.StatusForbidden, "AUTH_004", "Inactive user", "")
+					req.Token = gone.Access
+					e.Do(req).Expect(t, http.StatusUnauthorized, "AUTH_006")
+				})
+			})
+		}
+	})
+}
+
 type userPage struct {
 	Data []struct {
 		ID          string  `json:"id"`
