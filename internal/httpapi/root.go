@@ -5,6 +5,8 @@ import (
 	"html"
 	"net/http"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/apperr"
 )
 
 type htmlOutput struct {
@@ -94,4 +96,60 @@ func (s *server) healthLive(context.Context, *struct{}) (*liveOutput, error) {
 	out := &liveOutput{}
 	out.Body.Status = "alive"
 	return out, nil
+}
+
+// docsHandler serves the interactive docs, whose assets are embedded in the
+// binary, and answers everything else under /docs as the API does: an
+// unknown path gets the 404 envelope, a method other than GET or HEAD the
+// 405 envelope. /docs/oauth2-redirect is the reference's name of the OAuth2
+// redirect page that the docs' Authorize dialog returns to.
+func (s *server) docsHandler(docs http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeEnvelope(w, newEnvelope(http.StatusMethodNotAllowed, apperr.CodeMethodNotAllowed, "Method Not Allowed", ""))
+			return
+		}
+		if r.URL.Path == "/docs/oauth2-redirect" {
+			r = r.Clone(r.Context())
+			r.URL.Path += ".html"
+		}
+		nf := &notFoundCatcher{ResponseWriter: w}
+		docs.ServeHTTP(nf, r)
+		if nf.caught {
+			s.notFound(w, r)
+		}
+	}
+}
+
+// notFoundCatcher passes a response through unless its status is 404, in
+// which case it drops it so the caller can answer instead.
+type notFoundCatcher struct {
+	http.ResponseWriter
+	caught, written bool
+}
+
+func (c *notFoundCatcher) WriteHeader(status int) {
+	if !c.written && status == http.StatusNotFound {
+		c.caught = true
+		// What the file server set for its own answer; the middleware's
+		// headers (security, CORS, request id) stay.
+		for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Etag", "Last-Modified"} {
+			c.Header().Del(k)
+		}
+	}
+	c.written = true
+	if !c.caught {
+		c.ResponseWriter.WriteHeader(status)
+	}
+}
+
+func (c *notFoundCatcher) Write(b []byte) (int, error) {
+	if !c.written {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.caught {
+		return len(b), nil
+	}
+	return c.ResponseWriter.Write(b)
 }

@@ -42,8 +42,8 @@ func (s *server) routes() {
 		s.router.Get(metricsPath, s.serveMetrics())
 	}
 	docs := v5emb.New(s.Config.ProjectName+" API", "/api/v1/openapi.json", "/docs/")
-	s.router.Handle("/docs", docs)
-	s.router.Handle("/docs/*", docs)
+	s.router.Handle("/docs", s.docsHandler(docs))
+	s.router.Handle("/docs/*", s.docsHandler(docs))
 	s.router.Get("/redoc", http.RedirectHandler("/docs", http.StatusTemporaryRedirect).ServeHTTP)
 
 	// Authentication (reference §5.2).
