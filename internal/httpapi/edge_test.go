@@ -298,13 +298,17 @@ func TestEdgeBodyLimits(t *testing.T) {
 				if c.chunked {
 					rd, size = unsized{rd}, -1
 				}
-				hdr := map[string]string{}
+				hdr := map[string]string{"Origin": corsOrigin}
 				if c.token != "" {
 					hdr["Authorization"] = "Bearer " + c.token
 				}
 				r := send(t, e, c.method, c.path, rd, size, hdr)
 				if msg, field := expectEnvelope(t, r, http.StatusRequestEntityTooLarge, "REQUEST_TOO_LARGE"); msg != wantMsg || field != nil {
 					t.Errorf("message %q field %v, want %q and null", msg, field, wantMsg)
+				}
+				// Fix 24: a browser can read the 413, announced or not.
+				if got := r.Header.Get("Access-Control-Allow-Origin"); got != corsOrigin {
+					t.Errorf("413 Access-Control-Allow-Origin %q, want %q", got, corsOrigin)
 				}
 				expectSecurityHeaders(t, r, cspRelaxed, false)
 				expectHealthy(t, e)
@@ -1000,6 +1004,26 @@ func TestEdgeRootAndDocs(t *testing.T) {
 	r = e.Get("/docs/swagger-ui-bundle.js", "").Expect(t, http.StatusOK, "")
 	if len(r.Body) < 10_000 {
 		t.Errorf("swagger-ui-bundle.js is only %d bytes", len(r.Body))
+	}
+
+	// The reference's OAuth2 redirect page for the Authorize dialog.
+	r = e.Get("/docs/oauth2-redirect", "").Expect(t, http.StatusOK, "")
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") || !strings.Contains(string(r.Body), "oauth2") {
+		t.Errorf("/docs/oauth2-redirect: Content-Type %q, body %.200s", ct, r.Body)
+	}
+	// Anything else under /docs is answered like any other route: the
+	// envelope, with the middleware's headers.
+	r = e.Get("/docs/no-such-asset.js", "")
+	r.Expect(t, http.StatusNotFound, "SYS_002")
+	if r.Header.Get("X-Content-Type-Options") != "nosniff" || r.Header.Get("X-Request-ID") == "" {
+		t.Errorf("404 under /docs lacks the middleware's headers: %v", r.Header)
+	}
+	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH"} {
+		r = e.Do(apitest.Request{Method: m, Path: "/docs/swagger-ui.css"})
+		r.Expect(t, http.StatusMethodNotAllowed, "SYS_003")
+		if allow := r.Header.Get("Allow"); allow != "GET, HEAD" {
+			t.Errorf("%s /docs/swagger-ui.css: Allow %q", m, allow)
+		}
 	}
 }
 
