@@ -134,8 +134,16 @@ func pyTitle(s string) string {
 	return b.String()
 }
 
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+// truncate makes a client-supplied header value storable and cuts it to
+// at most n bytes without splitting a UTF-8 sequence: bytes that are not
+// UTF-8 become U+FFFD and NUL characters go, since PostgreSQL stores
+// neither in a text column (SQLite would, and the engines must agree). A
+// device field never fails a login (fix 23).
 func truncate(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	s = strings.ReplaceAll(s, "\x00", "")
 	if len(s) <= n {
 		return s
 	}

@@ -199,6 +199,10 @@ func TestTruncate(t *testing.T) {
 		{"whole 4-byte rune", "x😀y", 5, "x😀"},  // cut lands on y
 		{"first rune too long", "😀", 3, ""},    // nothing fits
 		{"cjk", "日本語テキスト", 10, "日本語"},          // 3 bytes each
+		// Not storable in PostgreSQL text: replaced or dropped.
+		{"invalid UTF-8", "Bot\xff\xfe/1", 20, "Bot\uFFFD/1"},
+		{"NUL", "a\x00b", 5, "ab"},
+		{"invalid, then cut", "\xffabc", 4, "\uFFFDa"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,6 +70,14 @@ func TestSessions(t *testing.T) {
 			e.Post(pathRefresh, "", map[string]any{"refresh_token": tk.Refresh}).Expect(t, http.StatusOK, "")
 			e.Delete("/api/v1/sessions/"+sessionIDOf(t, tk.Access), tk.Access).Expect(t, http.StatusOK, "")
 		})
+		t.Run("device fields that are not UTF-8 are stored replaced, on both engines (fix 23)", func(t *testing.T) {
+			tk := loginWith(t, e, "dev@example.com", map[string]string{"X-Device-Id": "pad\xff\xfe1", "User-Agent": "Bot\xff/2.0"})
+			got := listSessions(t, e, tk.Access).Sessions[0]
+			if got.DeviceID == nil || *got.DeviceID != "pad\uFFFD1" {
+				t.Fatalf("device id %v, want %q", got.DeviceID, "pad\uFFFD1")
+			}
+			e.Delete("/api/v1/sessions/"+sessionIDOf(t, tk.Access), tk.Access).Expect(t, http.StatusOK, "")
+		})
 		t.Run("X-Forwarded-For is ignored from untrusted peers (fix 14)", func(t *testing.T) {
 			tk := loginWith(t, e, "dev@example.com", map[string]string{"X-Forwarded-For": "203.0.113.9"})
 			if ip := *listSessions(t, e, tk.Access).Sessions[0].IPAddress; ip != "127.0.0.1" {
