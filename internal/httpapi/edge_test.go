@@ -7,6 +7,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -885,6 +886,40 @@ func (p *tcpProxy) stop() {
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// DB_POOL_TIMEOUT bounds how long a request waits for the database: with
+// the only connection (PostgreSQL, pool of one) or the write lock (SQLite)
+// held elsewhere, a registration gets 503 SYS_006 with Retry-After and
+// writes nothing, and succeeds once it is released.
+func TestEdgePoolTimeout(t *testing.T) {
+	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
+		ctx := context.Background()
+		held, release := make(chan struct{}), make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- e.App.Store.InTx(ctx, func(*sqlstore.Store) error {
+				close(held)
+				<-release
+				return nil
+			})
+		}()
+		<-held
+		body := map[string]any{"email": "late@example.com", "password": apitest.Password, "first_name": "L"}
+		r := e.Post("/api/v1/auth/register", "", body)
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		expectEnvelope(t, r, http.StatusServiceUnavailable, "SYS_006")
+		if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n <= 0 {
+			t.Errorf("503 Retry-After = %q, want a positive integer", r.Header.Get("Retry-After"))
+		}
+		if n := e.Count(`SELECT COUNT(*) FROM users WHERE email = 'late@example.com'`); n != 0 {
+			t.Fatalf("the timed-out registration wrote %d users", n)
+		}
+		e.Post("/api/v1/auth/register", "", body).Expect(t, http.StatusCreated, "")
+	}, apitest.WithEnv("DB_POOL_TIMEOUT", "1"), apitest.WithEnv("DB_POOL_SIZE", "1"), apitest.WithEnv("DB_MAX_OVERFLOW", "0"))
 }
 
 func TestEdgeHealthDatabaseOutage(t *testing.T) {

@@ -295,6 +295,25 @@ func publicCORS(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	next.ServeHTTP(w, r)
 }
 
+// deadline bounds each request's context by d (DB_POOL_TIMEOUT): a request
+// that waits that long for a database connection (or SQLite's write lock)
+// gets 503 SYS_006 instead of queueing without end, and the database work
+// of a request whose answer nobody can use any more stops. The MCP event
+// stream (GET /mcp) is long-lived by design and is not bounded.
+func deadline(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if d <= 0 || (r.Method == http.MethodGet && r.URL.Path == mcpPath) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
 // limitBody refuses bodies over max: early by Content-Length, and while
 // reading for chunked or lying clients (fix 24). A malformed Content-Length
 // is a 400, not a crash.

@@ -96,7 +96,7 @@ func newServer(d Deps) *server {
 	r := chi.NewRouter()
 	r.Use(requestID, clientIP(d.Config.HTTP.TrustedProxies), accessLog(d.Logger, d.Metrics),
 		securityHeaders(d.Config.HTTP.CSPMode, s.production), s.recoverPanic,
-		cors(d.Config.HTTP.CORSOrigins), limitBody(d.Config.HTTP.MaxBodyBytes))
+		cors(d.Config.HTTP.CORSOrigins), limitBody(d.Config.HTTP.MaxBodyBytes), deadline(d.Config.DB.PoolTimeout))
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 	s.router = r
