@@ -1423,6 +1423,11 @@ func TestEdgeBadInputNever500s(t *testing.T) {
 
 			// Query parameters of the user list.
 			listUsers("page=-1", "page"),
+			// Malformed escapes are read literally (as the reference does), so a
+			// declared parameter is refused instead of silently defaulted.
+			listUsers("page=%zz", "page"),
+			listUsers("limit=1%", "limit"),
+			listUsers("page=1;2", "page"),
 			listUsers("page=0", "page"),
 			listUsers("page=99999999999999999999", "page"),
 			listUsers("page=abc", "page"),

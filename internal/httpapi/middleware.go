@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"net/netip"
 	"runtime/debug"
 	"slices"
@@ -316,10 +317,14 @@ func deadline(d time.Duration) func(http.Handler) http.Handler {
 
 // limitBody refuses bodies over max: early by Content-Length, and while
 // reading for chunked or lying clients (fix 24). A malformed Content-Length
-// is a 400, not a crash.
+// is a 400, not a crash. A malformed query string is read as the reference
+// reads it (literalQuery).
 func limitBody(max int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+				r.URL.RawQuery = literalQuery(r.URL.RawQuery)
+			}
 			if cl := r.Header.Get("Content-Length"); cl != "" {
 				n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
 				if err != nil || n < 0 {
@@ -390,4 +395,29 @@ func resolveClientIP(r *http.Request, trusted []netip.Prefix) string {
 		}
 	}
 	return client.String()
+}
+
+// literalQuery rewrites a query string Go cannot parse so that every pair
+// survives with its text taken literally, as the reference reads it: a "%"
+// that does not start an escape stands for itself, and so does ";". Go
+// would drop such a pair (page=%zz) and answer as if it were absent; this
+// way a declared parameter gets its 422 and an undeclared one is ignored.
+func literalQuery(raw string) string {
+	var b strings.Builder
+	b.Grow(len(raw) + 8)
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '%' && !(i+2 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2])):
+			b.WriteString("%25")
+		case c == ';':
+			b.WriteString("%3B")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
