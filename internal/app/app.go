@@ -116,6 +116,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 	oauthSvc := oauth.NewService(st, oauth.NewTokenSigner(km, cfg.Provider.Issuer, cfg.Provider.AccessTokenAlg), oauth.Options{
 		Issuer: cfg.Provider.Issuer, CodeTTL: cfg.Provider.CodeTTL, Resources: cfg.Provider.Resources,
 		DefaultAccessTTL: cfg.Provider.AccessTokenTTL, DefaultRefreshTTL: cfg.Provider.RefreshTokenTTL,
+		ConsentTTL: cfg.Provider.ConsentTTL,
 	}, logger)
 	oauthSvc.UseMetadataDocuments(oauth.NewMetadataFetcher(cfg.Provider.CIMDAllowPrivate))
 	deps := httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
