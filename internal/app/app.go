@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		deps.RedisPing = rdb.Ping
 	}
 	handler := httpapi.New(deps)
-	sched := scheduler.New(logger, 2, st, scheduler.CleanupJobs(st)...)
+	sched := scheduler.New(logger, 2, st, scheduler.CleanupJobs(st, cfg.Provider.ConsentTTL)...)
 	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,
 		Social: socialSvc, OAuth: oauthSvc, Keys: km, Mail: queue, Handler: handler, Scheduler: sched, Metrics: m,
 		redis: rdb}, nil
