@@ -1039,3 +1039,81 @@ func TestPagesModes(t *testing.T) {
 		b.get(pgReset+"?token=abc").expect(t, http.StatusOK)
 	})
 }
+
+// TestPagesFrontendModeRedirects: with OAUTH_PROVIDER_UI=frontend an
+// anonymous user goes to {FRONTEND_URL}/login with return_to as one encoded
+// value naming the frontend's consent route with every parameter of the
+// reference (§6B.3 step 6, fix 27), and a logged-in user without consent to
+// that consent route with the reference's parameters (step 7), enough for
+// the frontend to post the consent.
+func TestPagesFrontendModeRedirects(t *testing.T) {
+	pgEach(t, func(t *testing.T, e *apitest.Env) {
+		super := e.Superuser("root@example.com").Access
+		alice := e.User("alice@example.com")
+		client := pgRegister(t, e, super, pgClientName, pgRedirect, "public")
+		_, challenge := pgPKCE(t)
+		const state = "a&b=c d/é?#%+ü 🔑&x="
+		v := url.Values{"response_type": {"code"}, "client_id": {client.ID}, "redirect_uri": {pgRedirect},
+			"scope": {"profile unknown:scope openid"}, "state": {state}, "code_challenge": {challenge},
+			"code_challenge_method": {"S256"}, "nonce": {"n&=1 é"}}
+		want := url.Values{"client_id": {client.ID}, "redirect_uri": {pgRedirect}, "scope": {"openid profile"},
+			"state": {state}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "nonce": {"n&=1 é"}}
+		sameValues := func(what string, got, want url.Values) {
+			t.Helper()
+			for k, w := range want {
+				if g := got[k]; len(g) != 1 || g[0] != w[0] {
+					t.Errorf("%s: %s = %q, want exactly %q", what, k, g, w[0])
+				}
+			}
+			for k := range got {
+				if !want.Has(k) {
+					t.Errorf("%s: unexpected parameter %s = %q", what, k, got[k])
+				}
+			}
+		}
+
+		// Anonymous: the frontend's login page with one return_to.
+		u := oaLocation(t, oaAuthorize(e, "", v), http.StatusFound)
+		if u.Scheme+"://"+u.Host+u.Path != "https://app.example.com/login" {
+			t.Fatalf("anonymous user sent to %s, want https://app.example.com/login", u)
+		}
+		top, err := url.ParseQuery(u.RawQuery)
+		if err != nil || len(top) != 1 || len(top["return_to"]) != 1 {
+			t.Fatalf("login URL query %q: want return_to alone, once (%v)", u.RawQuery, err)
+		}
+		ret, err := url.Parse(top.Get("return_to"))
+		if err != nil || ret.IsAbs() || ret.Host != "" || ret.Path != "/auth/consent" {
+			t.Fatalf("return_to %q is not the frontend's consent route (%v)", top.Get("return_to"), err)
+		}
+		marked := oaMerge(url.Values{"oauth_authorize": {"true"}}, want)
+		sameValues("return_to", ret.Query(), marked)
+
+		// Missing values are present and empty, as in the reference.
+		bare := oaMerge(url.Values{}, v)
+		bare.Del("nonce")
+		bare.Del("state")
+		u = oaLocation(t, oaAuthorize(e, "", bare), http.StatusFound)
+		ret, _ = url.Parse(u.Query().Get("return_to"))
+		if q := ret.Query(); !q.Has("nonce") || q.Get("nonce") != "" || !q.Has("state") || q.Get("state") != "" {
+			t.Fatalf("return_to without nonce and state: %q", ret)
+		}
+
+		// Logged in (the frontend's bearer token), no consent: the
+		// frontend's consent route with the client's name.
+		u = oaLocation(t, oaAuthorize(e, alice.Access, v), http.StatusFound)
+		if u.Scheme+"://"+u.Host+u.Path != "https://app.example.com/auth/consent" {
+			t.Fatalf("logged-in user sent to %s, want https://app.example.com/auth/consent", u)
+		}
+		named := oaMerge(url.Values{"client_name": {pgClientName}}, want)
+		sameValues("consent route", u.Query(), named)
+
+		// What the frontend got is what it posts back with the user's
+		// answer: the client receives the code and its state unchanged.
+		answer := u.Query()
+		answer.Del("client_name")
+		q := oaBackAtClient(t, e, oaLocation(t, oaConsent(e, alice.Access, answer, "true"), http.StatusSeeOther), answer)
+		if q.Get("code") == "" || q.Get("state") != state {
+			t.Fatalf("consent posted from the frontend's parameters: %v", q)
+		}
+	}, apitest.WithEnv("OAUTH_PROVIDER_UI", "frontend"))
+}
