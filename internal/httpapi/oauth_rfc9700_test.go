@@ -2,10 +2,12 @@ package httpapi_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/apitest"
+	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 )
 
 // RFC 9700 checklist rows of docs/OAUTH.md §11 not covered elsewhere.
@@ -94,5 +96,41 @@ func TestCORSOpenOnlyOnProtocolEndpoints(t *testing.T) {
 				t.Errorf("%s: Allow-Origin %q for the configured frontend, want %q", name, got, corsOrigin)
 			}
 		}
+	})
+}
+
+// Row 15: a client cannot choose its identifier. RFC 7591 registration
+// ignores a client_id (and a client_secret) in the body: the server picks
+// both, and an existing client's id cannot be taken over.
+func TestOAuthRegistrationIgnoresClientChosenID(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		s := oaStart(t, e)
+		for _, chosen := range []string{"my-own-client-id", s.conf.ID, "https://evil.example/client.json"} {
+			r := regPost(e, regPath, "", map[string]any{"client_id": chosen, "client_secret": "my-own-secret-0123456789",
+				"redirect_uris": []string{"https://app.example.com/cb"}, "client_name": "Chooser", "token_endpoint_auth_method": "client_secret_basic"})
+			if r.Status != http.StatusCreated {
+				t.Fatalf("client_id %q: %d %s", chosen, r.Status, r.Body)
+			}
+			m := r.JSON(t)
+			id, _ := m["client_id"].(string)
+			secret, _ := m["client_secret"].(string)
+			if id == chosen || len(id) != 43 || secret == "" || secret == "my-own-secret-0123456789" {
+				t.Fatalf("client_id %q: registered as %q with secret %q", chosen, id, secret)
+			}
+			if n := e.Count(`SELECT COUNT(*) FROM oauth_clients WHERE client_id = $1 AND registration_type = 'dynamic' AND client_name = 'Chooser'`, id); n != 1 {
+				t.Fatalf("client_id %q: %d rows under the server's id %q", chosen, n, id)
+			}
+			// The chosen secret does not authenticate the new client.
+			oaErr(t, oaIntrospect(e, oaClient{ID: id, Secret: "my-own-secret-0123456789"}, "x"), http.StatusUnauthorized, "invalid_client", "")
+		}
+		if n := e.Count(`SELECT COUNT(*) FROM oauth_clients WHERE client_id = $1 OR client_id = $2`, "my-own-client-id", "https://evil.example/client.json"); n != 0 {
+			t.Fatalf("%d clients under ids chosen by the client", n)
+		}
+		// The existing client whose id was sent is untouched and still works.
+		if n := e.Count(`SELECT COUNT(*) FROM oauth_clients WHERE client_id = $1 AND client_name = $2 AND registration_type = 'admin' AND client_secret_hash = $3`,
+			s.conf.ID, "App "+oauth.Confidential, oauth.HashSecret(s.conf.Secret)); n != 1 {
+			t.Fatal("registering with an existing client's id changed that client")
+		}
+		oaFlow(t, e, s.conf, s.alice.Access, url.Values{"scope": {"openid"}})
 	})
 }
