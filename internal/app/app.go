@@ -116,6 +116,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 	oauthSvc := oauth.NewService(st, oauth.NewTokenSigner(km, cfg.Provider.Issuer, cfg.Provider.AccessTokenAlg), oauth.Options{
 		Issuer: cfg.Provider.Issuer, CodeTTL: cfg.Provider.CodeTTL, Resources: cfg.Provider.Resources,
 		DefaultAccessTTL: cfg.Provider.AccessTokenTTL, DefaultRefreshTTL: cfg.Provider.RefreshTokenTTL,
+		ConsentTTL: cfg.Provider.ConsentTTL,
 	}, logger)
 	oauthSvc.UseMetadataDocuments(oauth.NewMetadataFetcher(cfg.Provider.CIMDAllowPrivate))
 	deps := httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		deps.RedisPing = rdb.Ping
 	}
 	handler := httpapi.New(deps)
-	sched := scheduler.New(logger, 2, st, scheduler.CleanupJobs(st)...)
+	sched := scheduler.New(logger, 2, st, scheduler.CleanupJobs(st, cfg.Provider.ConsentTTL)...)
 	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,
 		Social: socialSvc, OAuth: oauthSvc, Keys: km, Mail: queue, Handler: handler, Scheduler: sched, Metrics: m,
 		redis: rdb}, nil

@@ -132,6 +132,7 @@ type Provider struct {
 	RefreshTokenTTL   time.Duration // OAUTH_REFRESH_TOKEN_EXPIRE_SECONDS, default for new clients
 	KeyRetention      time.Duration // OAUTH_KEY_RETENTION_HOURS: how long a rotated key stays published
 	BrowserSessionTTL time.Duration // OAUTH_BROWSER_SESSION_HOURS: the built-in login pages' cookie
+	ConsentTTL        time.Duration // OAUTH_CONSENT_TTL_DAYS: a consent's lifetime from its last grant; 0 = never expires
 	FrontendURL       string
 
 	// Resources this server protects (RFC 8707 resource indicators): the MCP
@@ -404,6 +405,7 @@ func loadProvider(r *reader, c *Config) {
 	p.RefreshTokenTTL = time.Duration(r.integer("OAUTH_REFRESH_TOKEN_EXPIRE_SECONDS", 604800, 300, 365*86400)) * time.Second
 	p.KeyRetention = time.Duration(r.integer("OAUTH_KEY_RETENTION_HOURS", 48, 2, 24*365)) * time.Hour
 	p.BrowserSessionTTL = time.Duration(r.integer("OAUTH_BROWSER_SESSION_HOURS", 12, 1, 24*90)) * time.Hour
+	p.ConsentTTL = time.Duration(r.integer("OAUTH_CONSENT_TTL_DAYS", 365, 0, 36500)) * 24 * time.Hour
 	p.FrontendURL = c.FrontendURL
 
 	p.MCPResource = p.Issuer + "/mcp"

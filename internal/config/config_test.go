@@ -703,3 +703,22 @@ func TestLoadMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadConsentTTL(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+	}{
+		{"", 365 * 24 * time.Hour},
+		{"30", 30 * 24 * time.Hour},
+		{"0", 0}, // never expires
+	} {
+		c, _ := mustLoad(t, map[string]string{"OAUTH_CONSENT_TTL_DAYS": tc.value})
+		if c.Provider.ConsentTTL != tc.want {
+			t.Errorf("OAUTH_CONSENT_TTL_DAYS=%q: %v, want %v", tc.value, c.Provider.ConsentTTL, tc.want)
+		}
+	}
+	for _, bad := range []string{"-1", "36501", "a year"} {
+		wantProblem(t, loadErr(t, map[string]string{"OAUTH_CONSENT_TTL_DAYS": bad}), "OAUTH_CONSENT_TTL_DAYS", "between 0 and 36500")
+	}
+}

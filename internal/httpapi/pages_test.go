@@ -372,6 +372,116 @@ func TestPagesAuthorizationFlow(t *testing.T) {
 	})
 }
 
+// TestPagesFullFlowBothClientTypes is the browser flow for a
+// confidential and a public client alike: login form → consent form → code
+// → token → introspect → userinfo → refresh → revoke, then the revoked
+// grant is refused everywhere. Introspection takes a confidential client, so
+// the public client's tokens are introspected by a resource server's.
+func TestPagesFullFlowBothClientTypes(t *testing.T) {
+	pgEach(t, func(t *testing.T, e *apitest.Env) {
+		super := e.Superuser("root@example.com").Access
+		aliceID := e.Register("alice@example.com")
+		rs := pgRegister(t, e, super, "Resource server", "https://rs.example.com/cb", "confidential")
+		for _, kind := range []string{"confidential", "public"} {
+			t.Run(kind, func(t *testing.T) {
+				reg := pgRegister(t, e, super, "App "+kind, pgRedirect, kind)
+				if (kind == "public") != (reg.Secret == "") {
+					t.Fatalf("%s client registered with secret %q", kind, reg.Secret)
+				}
+				client := oaClient{ID: reg.ID, Secret: reg.Secret, Redirect: pgRedirect}
+				introspector := client
+				if client.public() {
+					introspector = oaClient{ID: rs.ID, Secret: rs.Secret}
+				}
+				state := "state-" + kind
+				verifier, challenge := pgPKCE(t)
+				start := pgAuthorizeURL(client.ID, pgRedirect, state, challenge)
+
+				// The browser: authorize → login form → authorize → consent
+				// form → the client with a code.
+				b := pgNewBrowser(t, e)
+				page := b.get(b.get(start).redirectTo(t, http.StatusFound, pgLogin+"?")).expect(t, http.StatusOK)
+				back := b.login(page, "alice@example.com", apitest.Password).redirectTo(t, http.StatusSeeOther, pgAuthorize+"?")
+				consent := b.get(b.get(back).redirectTo(t, http.StatusFound, pgConsent+"?")).expect(t, http.StatusOK)
+				if !strings.Contains(consent.Body, "App "+kind) {
+					t.Fatalf("consent page does not name the client:\n%s", consent.Body)
+				}
+				form := pgHidden(consent.Body)
+				form.Set("approved", "true")
+				q := pgCallback(t, e, b.post(pgConsent, form).redirectTo(t, http.StatusSeeOther, pgRedirect+"?"), state)
+
+				// Token: the public client authenticates with its id and the
+				// PKCE verifier alone.
+				tok := oaOK(t, oaExchange(e, client, q.Get("code"), verifier, nil))
+				if tok.Scope != "email openid profile" || tok.IDToken == "" {
+					t.Fatalf("token response %+v", tok)
+				}
+				introspect := func(raw string) map[string]any {
+					t.Helper()
+					r := oaIntrospect(e, introspector, raw)
+					if r.Status != http.StatusOK {
+						t.Fatalf("introspect: %d %s", r.Status, r.Body)
+					}
+					m := r.JSON(t)
+					for _, k := range oaIntrospectionKeys {
+						if _, ok := m[k]; !ok {
+							t.Fatalf("introspection lacks %q: %s", k, r.Body)
+						}
+					}
+					return m
+				}
+				_, claims := oaJWT(t, tok.AccessToken)
+				m := introspect(tok.AccessToken)
+				if m["active"] != true || m["token_type"] != "Bearer" || m["client_id"] != client.ID || m["sub"] != aliceID ||
+					m["username"] != "alice@example.com" || m["scope"] != "email openid profile" || m["aud"] != client.ID ||
+					m["iss"] != e.Config.Provider.Issuer || m["exp"] != claims["exp"] || m["iat"] != claims["iat"] {
+					t.Fatalf("access token introspection %v (claims %v)", m, claims)
+				}
+				m = introspect(tok.RefreshToken)
+				if m["active"] != true || m["token_type"] != "refresh_token" || m["client_id"] != client.ID || m["sub"] != aliceID ||
+					m["scope"] != "email openid profile" {
+					t.Fatalf("refresh token introspection %v", m)
+				}
+				info := oaUserinfo(e, tok.AccessToken).Expect(t, http.StatusOK, "").JSON(t)
+				if info["sub"] != aliceID || info["email"] != "alice@example.com" || info["name"] != "Test User" {
+					t.Fatalf("userinfo %v", info)
+				}
+
+				// Refresh rotates: a new pair that works, the old refresh
+				// token inactive.
+				next := oaOK(t, oaRefresh(e, client, tok.RefreshToken, nil))
+				if next.RefreshToken == tok.RefreshToken || next.AccessToken == tok.AccessToken || next.Scope != tok.Scope {
+					t.Fatalf("refresh answered %+v", next)
+				}
+				if m := introspect(tok.RefreshToken); m["active"] != false {
+					t.Fatalf("the rotated refresh token introspects %v", m)
+				}
+				if m := introspect(next.AccessToken); m["active"] != true || m["client_id"] != client.ID {
+					t.Fatalf("the refreshed access token introspects %v", m)
+				}
+				oaUserinfo(e, next.AccessToken).Expect(t, http.StatusOK, "")
+
+				// Revoke: the whole grant stops, the refreshed pair and the
+				// first access token alike.
+				if r := oaRevoke(e, client, next.RefreshToken, "refresh_token").Expect(t, http.StatusOK, ""); r.JSON(t)["status"] != "ok" {
+					t.Fatalf("revoke answered %s", r.Body)
+				}
+				for name, raw := range map[string]string{"access": next.AccessToken, "refresh": next.RefreshToken, "first access": tok.AccessToken} {
+					if m := introspect(raw); m["active"] != false {
+						t.Errorf("revoked %s token introspects %v", name, m)
+					}
+				}
+				for name, raw := range map[string]string{"access": next.AccessToken, "first access": tok.AccessToken} {
+					if oaAccessWorks(t, e, raw) {
+						t.Errorf("revoked %s token works at userinfo", name)
+					}
+				}
+				oaErr(t, oaRefresh(e, client, next.RefreshToken, nil), http.StatusBadRequest, "invalid_grant", "Refresh token has been revoked")
+			})
+		}
+	})
+}
+
 // TestPagesConsentDetails: loopback-only and self-registered clients get
 // warnings; a logged-out browser is sent to the login page.
 func TestPagesConsentDetails(t *testing.T) {
@@ -928,4 +1038,82 @@ func TestPagesModes(t *testing.T) {
 		b.get(pgConsent).expect(t, http.StatusNotFound)
 		b.get(pgReset+"?token=abc").expect(t, http.StatusOK)
 	})
+}
+
+// TestPagesFrontendModeRedirects: with OAUTH_PROVIDER_UI=frontend an
+// anonymous user goes to {FRONTEND_URL}/login with return_to as one encoded
+// value naming the frontend's consent route with every parameter of the
+// reference (§6B.3 step 6, fix 27), and a logged-in user without consent to
+// that consent route with the reference's parameters (step 7), enough for
+// the frontend to post the consent.
+func TestPagesFrontendModeRedirects(t *testing.T) {
+	pgEach(t, func(t *testing.T, e *apitest.Env) {
+		super := e.Superuser("root@example.com").Access
+		alice := e.User("alice@example.com")
+		client := pgRegister(t, e, super, pgClientName, pgRedirect, "public")
+		_, challenge := pgPKCE(t)
+		const state = "a&b=c d/é?#%+ü 🔑&x="
+		v := url.Values{"response_type": {"code"}, "client_id": {client.ID}, "redirect_uri": {pgRedirect},
+			"scope": {"profile unknown:scope openid"}, "state": {state}, "code_challenge": {challenge},
+			"code_challenge_method": {"S256"}, "nonce": {"n&=1 é"}}
+		want := url.Values{"client_id": {client.ID}, "redirect_uri": {pgRedirect}, "scope": {"openid profile"},
+			"state": {state}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "nonce": {"n&=1 é"}}
+		sameValues := func(what string, got, want url.Values) {
+			t.Helper()
+			for k, w := range want {
+				if g := got[k]; len(g) != 1 || g[0] != w[0] {
+					t.Errorf("%s: %s = %q, want exactly %q", what, k, g, w[0])
+				}
+			}
+			for k := range got {
+				if !want.Has(k) {
+					t.Errorf("%s: unexpected parameter %s = %q", what, k, got[k])
+				}
+			}
+		}
+
+		// Anonymous: the frontend's login page with one return_to.
+		u := oaLocation(t, oaAuthorize(e, "", v), http.StatusFound)
+		if u.Scheme+"://"+u.Host+u.Path != "https://app.example.com/login" {
+			t.Fatalf("anonymous user sent to %s, want https://app.example.com/login", u)
+		}
+		top, err := url.ParseQuery(u.RawQuery)
+		if err != nil || len(top) != 1 || len(top["return_to"]) != 1 {
+			t.Fatalf("login URL query %q: want return_to alone, once (%v)", u.RawQuery, err)
+		}
+		ret, err := url.Parse(top.Get("return_to"))
+		if err != nil || ret.IsAbs() || ret.Host != "" || ret.Path != "/auth/consent" {
+			t.Fatalf("return_to %q is not the frontend's consent route (%v)", top.Get("return_to"), err)
+		}
+		marked := oaMerge(url.Values{"oauth_authorize": {"true"}}, want)
+		sameValues("return_to", ret.Query(), marked)
+
+		// Missing values are present and empty, as in the reference.
+		bare := oaMerge(url.Values{}, v)
+		bare.Del("nonce")
+		bare.Del("state")
+		u = oaLocation(t, oaAuthorize(e, "", bare), http.StatusFound)
+		ret, _ = url.Parse(u.Query().Get("return_to"))
+		if q := ret.Query(); !q.Has("nonce") || q.Get("nonce") != "" || !q.Has("state") || q.Get("state") != "" {
+			t.Fatalf("return_to without nonce and state: %q", ret)
+		}
+
+		// Logged in (the frontend's bearer token), no consent: the
+		// frontend's consent route with the client's name.
+		u = oaLocation(t, oaAuthorize(e, alice.Access, v), http.StatusFound)
+		if u.Scheme+"://"+u.Host+u.Path != "https://app.example.com/auth/consent" {
+			t.Fatalf("logged-in user sent to %s, want https://app.example.com/auth/consent", u)
+		}
+		named := oaMerge(url.Values{"client_name": {pgClientName}}, want)
+		sameValues("consent route", u.Query(), named)
+
+		// What the frontend got is what it posts back with the user's
+		// answer: the client receives the code and its state unchanged.
+		answer := u.Query()
+		answer.Del("client_name")
+		q := oaBackAtClient(t, e, oaLocation(t, oaConsent(e, alice.Access, answer, "true"), http.StatusSeeOther), answer)
+		if q.Get("code") == "" || q.Get("state") != state {
+			t.Fatalf("consent posted from the frontend's parameters: %v", q)
+		}
+	}, apitest.WithEnv("OAUTH_PROVIDER_UI", "frontend"))
 }

@@ -85,6 +85,7 @@ type Options struct {
 	CodeTTL           time.Duration
 	DefaultAccessTTL  time.Duration
 	DefaultRefreshTTL time.Duration
+	ConsentTTL        time.Duration // a consent's lifetime from its last grant; 0: consents never expire
 }
 
 // Service is the authorization server.
@@ -323,7 +324,13 @@ func (s *Service) NeedsConsent(ctx context.Context, userID string, c Checked) (b
 	if err != nil {
 		return false, err
 	}
-	return !covers(consent.Scopes, c.Scopes), nil
+	return s.consentExpired(consent) || !covers(consent.Scopes, c.Scopes), nil
+}
+
+// consentExpired reports whether a consent was last granted longer than
+// ConsentTTL ago: it then counts as missing, and the user is asked again.
+func (s *Service) consentExpired(c Consent) bool {
+	return s.opts.ConsentTTL > 0 && !s.now().Before(c.UpdatedAt.Add(s.opts.ConsentTTL))
 }
 
 // Approve issues an authorization code for scopes (a subset of c.Scopes)
@@ -376,6 +383,12 @@ func (s *Service) Decide(ctx context.Context, userID string, authTime time.Time,
 		prev = Consent{UserID: userID, ClientID: c.Client.ClientID, CreatedAt: now}
 	case err != nil:
 		return "", err
+	case s.consentExpired(prev):
+		// An expired consent is replaced, not added to: the user granted anew.
+		if err := s.store.DeleteConsent(ctx, userID, c.Client.ClientID); err != nil && !errors.Is(err, ErrNoConsent) {
+			return "", err
+		}
+		prev = Consent{UserID: userID, ClientID: c.Client.ClientID, CreatedAt: now}
 	}
 	prev.Scopes = ParseScope(JoinScope(append(prev.Scopes, scopes...)))
 	prev.UpdatedAt = now

@@ -127,14 +127,16 @@ type CleanupStore interface {
 	PurgeInvitations(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeOAuthStates(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeProviderGrants(ctx context.Context, cutoff time.Time) (int, error)
+	PurgeConsents(ctx context.Context, cutoff, now time.Time) (int, error)
 }
 
 // SessionRetention is how long expired or revoked sessions are kept (for
 // the admin's session list) before they are deleted.
 const SessionRetention = 30 * 24 * time.Hour
 
-// CleanupJobs returns the jobs that delete expired rows.
-func CleanupJobs(st CleanupStore) []Job {
+// CleanupJobs returns the jobs that delete expired rows; consents last
+// granted more than consentTTL ago are among them (0: consents never expire).
+func CleanupJobs(st CleanupStore, consentTTL time.Duration) []Job {
 	return []Job{
 		{Name: "purge-sessions", Run: func(ctx context.Context, now time.Time) (int, error) {
 			return st.PurgeSessions(ctx, now.Add(-SessionRetention))
@@ -149,7 +151,12 @@ func CleanupJobs(st CleanupStore) []Job {
 			return st.PurgeOAuthStates(ctx, now)
 		}},
 		{Name: "purge-provider-grants", Run: func(ctx context.Context, now time.Time) (int, error) {
-			return st.PurgeProviderGrants(ctx, now.Add(-24*time.Hour))
+			n, err := st.PurgeProviderGrants(ctx, now.Add(-24*time.Hour))
+			if err != nil || consentTTL <= 0 {
+				return n, err
+			}
+			m, err := st.PurgeConsents(ctx, now.Add(-consentTTL), now)
+			return n + m, err
 		}},
 	}
 }

@@ -240,3 +240,52 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// cutoffs records the cutoffs the cleanup jobs pass to the store.
+type cutoffs struct {
+	grants, consents, consentsNow time.Time
+	consentCalls                  int
+}
+
+func (c *cutoffs) PurgeSessions(context.Context, time.Time) (int, error)    { return 0, nil }
+func (c *cutoffs) PurgeResetTokens(context.Context, time.Time) (int, error) { return 0, nil }
+func (c *cutoffs) PurgeInvitations(context.Context, time.Time) (int, error) { return 0, nil }
+func (c *cutoffs) PurgeOAuthStates(context.Context, time.Time) (int, error) { return 0, nil }
+func (c *cutoffs) PurgeProviderGrants(_ context.Context, cutoff time.Time) (int, error) {
+	c.grants = cutoff
+	return 2, nil
+}
+func (c *cutoffs) PurgeConsents(_ context.Context, cutoff, now time.Time) (int, error) {
+	c.consents, c.consentsNow = cutoff, now
+	c.consentCalls++
+	return 3, nil
+}
+
+// The provider-grants job purges grants over a day past their end and
+// consents last granted more than the consent lifetime ago; a lifetime of 0
+// keeps every consent.
+func TestProviderGrantsJobPurgesExpiredConsents(t *testing.T) {
+	now := time.Date(2026, 5, 6, 2, 0, 0, 0, time.UTC)
+	run := func(ttl time.Duration) (*cutoffs, int) {
+		t.Helper()
+		st := &cutoffs{}
+		for _, j := range CleanupJobs(st, ttl) {
+			if j.Name == "purge-provider-grants" {
+				n, err := j.Run(context.Background(), now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return st, n
+			}
+		}
+		t.Fatal("no purge-provider-grants job")
+		return nil, 0
+	}
+	st, n := run(30 * 24 * time.Hour)
+	if !st.grants.Equal(now.Add(-24*time.Hour)) || !st.consents.Equal(now.Add(-30*24*time.Hour)) || !st.consentsNow.Equal(now) || n != 5 {
+		t.Fatalf("grants cutoff %v, consents cutoff %v at %v, affected %d", st.grants, st.consents, st.consentsNow, n)
+	}
+	if st, n := run(0); st.consentCalls != 0 || n != 2 {
+		t.Fatalf("OAUTH_CONSENT_TTL_DAYS=0 purged consents (%d calls, affected %d)", st.consentCalls, n)
+	}
+}

@@ -475,6 +475,23 @@ func (s *Store) PurgeProviderGrants(ctx context.Context, cutoff time.Time) (int,
 	return total, nil
 }
 
+// PurgeConsents deletes the consents last granted before cutoff, except
+// those a live grant still depends on (an unrevoked, unrotated refresh token
+// of that user and client, unexpired at now): the user's list of consents
+// keeps naming every client that can still act for them, with its DELETE
+// that revokes the grant, until the grant ends.
+func (s *Store) PurgeConsents(ctx context.Context, cutoff, now time.Time) (int, error) {
+	res, err := s.q.ExecContext(ctx, `DELETE FROM oauth_consents WHERE updated_at < $1 AND NOT EXISTS (
+		SELECT 1 FROM oauth_provider_refresh_tokens t
+		WHERE t.user_id = oauth_consents.user_id AND t.client_id = oauth_consents.client_id
+			AND t.revoked_at IS NULL AND t.rotated_at IS NULL AND t.expires_at > $2)`, utc(cutoff), utc(now))
+	if err != nil {
+		return 0, wrap("purge consents", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), wrap("purge consents", err)
+}
+
 // SaveMetadataClient inserts the cached client of a metadata document, or
 // refreshes it; rows of other kinds are never touched.
 func (s *Store) SaveMetadataClient(ctx context.Context, c oauth.Client) error {

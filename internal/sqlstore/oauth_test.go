@@ -525,6 +525,83 @@ func TestProviderPurgeGrants(t *testing.T) {
 	})
 }
 
+// Consents last granted before the cutoff are deleted, unless a live grant
+// of that user and client still depends on them.
+func TestProviderPurgeConsents(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		cutoff := provNow.Add(-365 * 24 * time.Hour)
+		c := provClient(t, st, "consents", provNow)
+		other := provClient(t, st, "other", provNow)
+		type grant int
+		const (
+			none grant = iota
+			live
+			revoked
+			expired
+			otherClientLive // a live grant, but of another client
+		)
+		cases := []struct {
+			name             string
+			created, updated time.Time
+			grant            grant
+			keep             bool
+		}{
+			{"granted after the cutoff", cutoff, cutoff.Add(time.Second), none, true},
+			{"granted at the cutoff", cutoff, cutoff, none, true},
+			{"granted before the cutoff", cutoff.Add(-time.Hour), cutoff.Add(-time.Second), none, false},
+			{"created long ago, granted again since", cutoff.Add(-48 * time.Hour), provNow.Add(-time.Hour), none, true},
+			{"old, with a live grant", cutoff.Add(-time.Hour), cutoff.Add(-time.Second), live, true},
+			{"old, grant revoked", cutoff.Add(-time.Hour), cutoff.Add(-time.Second), revoked, false},
+			{"old, grant expired", cutoff.Add(-time.Hour), cutoff.Add(-time.Second), expired, false},
+			{"old, live grant of another client", cutoff.Add(-time.Hour), cutoff.Add(-time.Second), otherClientLive, false},
+		}
+		users := make([]user.User, len(cases))
+		for i, tc := range cases {
+			users[i] = provUser(t, st, fmt.Sprintf("consent%d@example.com", i))
+			if err := st.SaveConsent(ctx, oauth.Consent{UserID: users[i].ID, ClientID: c.ClientID, Scopes: []string{"openid"},
+				CreatedAt: tc.created, UpdatedAt: tc.updated}); err != nil {
+				t.Fatal(err)
+			}
+			switch tc.grant {
+			case live:
+				provRefresh(t, st, c, users[i], user.NewID(), nil, provNow.Add(time.Hour))
+			case revoked:
+				rt := provRefresh(t, st, c, users[i], user.NewID(), nil, provNow.Add(time.Hour))
+				if _, err := st.RevokeRefreshFamily(ctx, rt.FamilyID, provNow.Add(-time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+			case expired:
+				provRefresh(t, st, c, users[i], user.NewID(), nil, provNow.Add(-time.Second))
+			case otherClientLive:
+				provRefresh(t, st, other, users[i], user.NewID(), nil, provNow.Add(time.Hour))
+			}
+		}
+		want := 0
+		for _, tc := range cases {
+			if !tc.keep {
+				want++
+			}
+		}
+		n, err := st.PurgeConsents(ctx, cutoff, provNow)
+		if err != nil || n != want {
+			t.Fatalf("purged %d consents (%v), want %d", n, err, want)
+		}
+		for i, tc := range cases {
+			_, err := st.Consent(ctx, users[i].ID, c.ClientID)
+			if tc.keep != (err == nil) {
+				t.Errorf("%s: keep=%v, lookup err %v", tc.name, tc.keep, err)
+			}
+			if !tc.keep && !errors.Is(err, oauth.ErrNoConsent) {
+				t.Errorf("%s: lookup err %v, want ErrNoConsent", tc.name, err)
+			}
+		}
+		if n, err := st.PurgeConsents(ctx, cutoff, provNow); err != nil || n != 0 {
+			t.Fatalf("second purge removed %d (%v)", n, err)
+		}
+	})
+}
+
 // Deleting a user takes their grants along (foreign keys on both engines).
 func TestProviderGrantsFollowUserDeletion(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
