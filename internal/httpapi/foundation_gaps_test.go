@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,5 +179,65 @@ func TestFoundationRateLimitBursts(t *testing.T) {
 			burst(t, e, confirm, "", 5)
 			expectRateLimited(t, confirm.do(e, "", 6), 5)
 		}, apitest.WithEnv("RATE_LIMIT_ENABLED", "true"), apitest.WithEnv("IS_TEST", "True"))
+	})
+}
+
+// TestFoundationPatchUserByIDRefusals: PATCH /users/{id} refuses password
+// for everyone and is_active for regular users, also on their own id
+// (fix 4), and a refused request changes nothing, including the fields it
+// would otherwise have set.
+func TestFoundationPatchUserByIDRefusals(t *testing.T) {
+	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
+		admin := e.Superuser("admin@example.com")
+		alice := e.User("alice@example.com")
+		path := "/api/v1/users/" + alice.UserID
+		hashOf := func() string {
+			t.Helper()
+			var h string
+			if err := e.App.Store.DB().QueryRow(`SELECT password_hash FROM users WHERE id = $1`, alice.UserID).Scan(&h); err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}
+		cases := []struct {
+			name, token, field, msg string
+			body                    map[string]any
+		}{
+			{"own id, password", alice.Access, "password", "/api/v1/users/me/password",
+				map[string]any{"password": "N3w!Password-1"}},
+			{"own id, password with another field", alice.Access, "password", "/api/v1/users/me/password",
+				map[string]any{"first_name": "Mallory", "password": "N3w!Password-1"}},
+			{"own id, is_active false", alice.Access, "is_active", "Only superusers",
+				map[string]any{"is_active": false}},
+			{"own id, is_active true", alice.Access, "is_active", "Only superusers",
+				map[string]any{"is_active": true, "first_name": "Mallory"}},
+			{"superuser, another user's password", admin.Access, "password", "/api/v1/users/me/password",
+				map[string]any{"password": "N3w!Password-1"}},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				before, hash, snap := e.Get(pathMe, alice.Access).Expect(t, http.StatusOK, "").Body, hashOf(), e.Snapshot()
+				r := e.Patch(path, tc.token, tc.body)
+				expectEnvelope(t, r, http.StatusUnprocessableEntity, "VAL_001")
+				if msg := fieldErrors(t, r)[tc.field]; !strings.Contains(msg, tc.msg) {
+					t.Fatalf("field %s: %q, want it to contain %q (body %s)", tc.field, msg, tc.msg, r.Body)
+				}
+				if after := e.Get(pathMe, alice.Access).Expect(t, http.StatusOK, "").Body; string(after) != string(before) {
+					t.Errorf("profile changed by a refused update:\n%s\n%s", before, after)
+				}
+				if hashOf() != hash {
+					t.Error("password hash changed by a refused update")
+				}
+				if after := e.Snapshot(); after != snap {
+					t.Errorf("database changed:\nbefore %s\nafter  %s", snap, after)
+				}
+			})
+		}
+		// The password still works, the new one does not, and the account is active.
+		e.Login("alice@example.com", apitest.Password)
+		e.Post(pathLogin, "", map[string]any{"email": "alice@example.com", "password": "N3w!Password-1"}).Expect(t, http.StatusUnauthorized, "AUTH_001")
+		if n := e.Count(`SELECT COUNT(*) FROM users WHERE id = $1 AND is_active = TRUE AND first_name = 'Test'`, alice.UserID); n != 1 {
+			t.Fatal("alice is no longer active with her old first name")
+		}
 	})
 }
