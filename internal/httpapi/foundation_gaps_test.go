@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/gatehouse-dev/gatehouse/internal/apitest"
+	"github.com/gatehouse-dev/gatehouse/internal/token"
 )
 
 const (
@@ -239,5 +240,123 @@ func TestFoundationPatchUserByIDRefusals(t *testing.T) {
 		if n := e.Count(`SELECT COUNT(*) FROM users WHERE id = $1 AND is_active = TRUE AND first_name = 'Test'`, alice.UserID); n != 1 {
 			t.Fatal("alice is no longer active with her old first name")
 		}
+	})
+}
+
+// resetTokenFor requests a password reset for email and returns the token
+// of the email it causes.
+func resetTokenFor(t *testing.T, e *apitest.Env, email string) string {
+	t.Helper()
+	before := len(e.Mail.Messages())
+	e.Post(pathResetRequest, "", map[string]any{"email": email}).Expect(t, http.StatusOK, "")
+	msgs := e.Mail.Wait(t, before+1, 10*time.Second)
+	m := msgs[len(msgs)-1]
+	if len(m.To) != 1 || m.To[0] != email {
+		t.Fatalf("reset email went to %v, want %s", m.To, email)
+	}
+	return tokenFromEmail(t, m.Text)
+}
+
+// TestFoundationResetConfirmInactiveAndDeleted: a reset token issued while
+// the account was active cannot be used once the account is deactivated
+// (400 "User account is inactive", reference §4.12) or deleted (400, token
+// invalid: fix 3), and the refused confirmation changes nothing.
+func TestFoundationResetConfirmInactiveAndDeleted(t *testing.T) {
+	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
+		admin := e.Superuser("admin@example.com")
+		const newPassword = "N3w!Password-1"
+		confirm := func(tok string) apitest.Response {
+			return e.Post(pathResetConfirm, "", map[string]any{"token": tok, "new_password": newPassword})
+		}
+		hashOf := func(id string) string {
+			t.Helper()
+			var h string
+			if err := e.App.Store.DB().QueryRow(`SELECT password_hash FROM users WHERE id = $1`, id).Scan(&h); err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}
+		unused := func(tok string) int {
+			return e.Count(`SELECT COUNT(*) FROM password_reset_tokens WHERE token_hash = $1 AND used_at IS NULL`, token.HashSecret(tok))
+		}
+		refused := func(t *testing.T, userID, tok, wantMsg string) {
+			t.Helper()
+			hash, snap := hashOf(userID), e.Snapshot()
+			tokens := unused(tok)
+			msg, field := expectEnvelope(t, confirm(tok), http.StatusBadRequest, "VAL_006")
+			if msg != wantMsg || field != nil {
+				t.Errorf("message %q field %v, want %q and no field", msg, field, wantMsg)
+			}
+			if hashOf(userID) != hash {
+				t.Error("the refused reset changed the password")
+			}
+			if unused(tok) != tokens {
+				t.Error("the refused reset consumed the token")
+			}
+			if after := e.Snapshot(); after != snap {
+				t.Errorf("database changed:\nbefore %s\nafter  %s", snap, after)
+			}
+		}
+
+		t.Run("inactive", func(t *testing.T) {
+			id := e.Register("inactive@example.com")
+			tok := resetTokenFor(t, e, "inactive@example.com")
+			e.Patch("/api/v1/users/"+id, admin.Access, map[string]any{"is_active": false}).Expect(t, http.StatusOK, "")
+			refused(t, id, tok, "User account is inactive")
+			if unused(tok) != 1 {
+				t.Fatal("deactivation dropped the pending token; the inactive case was not reached")
+			}
+			// Reactivated, the account still has its old password.
+			e.Patch("/api/v1/users/"+id, admin.Access, map[string]any{"is_active": true}).Expect(t, http.StatusOK, "")
+			e.Login("inactive@example.com", apitest.Password)
+		})
+		t.Run("deleted through the API", func(t *testing.T) {
+			id := e.Register("deleted@example.com")
+			tok := resetTokenFor(t, e, "deleted@example.com")
+			e.Delete("/api/v1/users/"+id, admin.Access).Expect(t, http.StatusOK, "")
+			refused(t, id, tok, "Invalid or expired password reset token")
+			if n := e.Count(`SELECT COUNT(*) FROM users WHERE id = $1 AND deleted_at IS NOT NULL AND is_active = FALSE`, id); n != 1 {
+				t.Fatal("the deleted user is no longer deleted and inactive")
+			}
+		})
+		t.Run("deleted but still flagged active, token kept", func(t *testing.T) {
+			// A row as the reference's single delete leaves it (deleted_at
+			// set, is_active true), with its reset token still stored: the
+			// confirmation must not resurrect the account's password.
+			id := e.Register("ghost@example.com")
+			tok := resetTokenFor(t, e, "ghost@example.com")
+			e.Exec(`UPDATE users SET deleted_at = updated_at WHERE id = $1`, id)
+			refused(t, id, tok, "Invalid or expired password reset token")
+			if unused(tok) != 1 {
+				t.Fatal("the token row is gone; the deleted-user check was not reached")
+			}
+		})
+	})
+}
+
+// TestFoundationRefreshAfterSessionRowDeleted: reference §7.7, "refresh
+// rejected after the session row is deleted" (as DELETE /sessions/me/expired
+// or the scheduled cleanup do); the access token of that session stops
+// working too, and no session is created.
+func TestFoundationRefreshAfterSessionRowDeleted(t *testing.T) {
+	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
+		tok := e.User("gone@example.com")
+		sid := sessionIDOf(t, tok.Access)
+		e.Exec(`DELETE FROM user_sessions WHERE id = $1`, sid)
+		r := e.Post(pathRefresh, "", map[string]any{"refresh_token": tok.Refresh})
+		msg, _ := expectEnvelope(t, r, http.StatusUnauthorized, "AUTH_006")
+		if msg != "Session has been revoked. Please log in again." {
+			t.Errorf("message %q", msg)
+		}
+		if r.Header.Get("WWW-Authenticate") == "" {
+			t.Error("401 without WWW-Authenticate")
+		}
+		if n := e.Count(`SELECT COUNT(*) FROM user_sessions WHERE user_id = $1`, tok.UserID); n != 0 {
+			t.Fatalf("the refused refresh left %d sessions", n)
+		}
+		e.Get(pathMe, tok.Access).Expect(t, http.StatusUnauthorized, "AUTH_006")
+		// A new login opens a new session whose refresh works.
+		fresh := e.Login("gone@example.com", apitest.Password)
+		e.Post(pathRefresh, "", map[string]any{"refresh_token": fresh.Refresh}).Expect(t, http.StatusOK, "")
 	})
 }
