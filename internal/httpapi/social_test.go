@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -61,7 +62,7 @@ func socNewFakes(t *testing.T) *socFakes {
 func (f *socFakes) env() []apitest.Option {
 	return []apitest.Option{
 		apitest.WithEnv("OAUTH_ENABLED", "true"),
-		apitest.WithEnv("OAUTH_GOOGLE_ISSUER", f.Google.URL()),
+		apitest.WithEnv("OAUTH_GOOGLE_ISSUER", f.Google.Issuer()),
 		apitest.WithEnv("OAUTH_GOOGLE_CLIENT_ID", socGoogleClient),
 		apitest.WithEnv("OAUTH_GOOGLE_CLIENT_SECRET", socGoogleSecret),
 		apitest.WithEnv("OAUTH_GITHUB_URL", f.GitHub.URL()),
@@ -69,7 +70,7 @@ func (f *socFakes) env() []apitest.Option {
 		apitest.WithEnv("OAUTH_GITHUB_CLIENT_ID", socGitHubClient),
 		apitest.WithEnv("OAUTH_GITHUB_CLIENT_SECRET", socGitHubSecret),
 		apitest.WithEnv("OAUTH_OIDC_PROVIDERS", "acme"),
-		apitest.WithEnv("OAUTH_OIDC_ACME_ISSUER", f.Acme.URL()),
+		apitest.WithEnv("OAUTH_OIDC_ACME_ISSUER", f.Acme.Issuer()),
 		apitest.WithEnv("OAUTH_OIDC_ACME_CLIENT_ID", socAcmeClient),
 		apitest.WithEnv("OAUTH_OIDC_ACME_CLIENT_SECRET", socAcmeSecret),
 		apitest.WithEnv("OAUTH_OIDC_ACME_DISPLAY_NAME", "Acme SSO"),
@@ -1361,6 +1362,79 @@ func TestSocialGenericOIDCProvider(t *testing.T) {
 			t.Fatal("an acme subject logged in at Google")
 		}
 	}, apitest.WithEnv("TRUSTED_PROXIES", "127.0.0.1/32"))
+}
+
+// An issuer ending in "/" (Auth0's do) is used exactly as configured: OpenID
+// Connect discovery and the ID tokens' iss must match it character for
+// character, so trimming the "/" made every login fail.
+func TestSocialIssuerWithTrailingSlash(t *testing.T) {
+	for _, engine := range dbtest.Engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			t.Parallel()
+			f := socNewFakes(t)
+			f.Google.SetIssuerTrailingSlash(true)
+			f.Acme.SetIssuerTrailingSlash(true)
+			e := apitest.New(t, engine, f.env()...)
+			for _, p := range []struct {
+				name string
+				fake *socialtest.OIDC
+			}{{"google", f.Google}, {"acme", f.Acme}} {
+				if !strings.HasSuffix(p.fake.Issuer(), "/") {
+					t.Fatalf("fake issuer %q", p.fake.Issuer())
+				}
+				p.fake.SetUser(socialtest.OIDCUser{Subject: "slash-" + p.name, Email: p.name + "@slash.example", EmailVerified: true, GivenName: "Slash"})
+				got := socOK(t, socialtest.Dance(t, e, p.name, socRedirect))
+				if !*got.IsNewUser || got.User.Email != p.name+"@slash.example" {
+					t.Fatalf("%s: user %+v", p.name, got.User)
+				}
+				issued := p.fake.Issued()
+				if iss := socJWTClaims(t, issued[len(issued)-1].IDToken)["iss"]; iss != p.fake.Issuer() {
+					t.Fatalf("%s: the ID token's iss is %v, want %q", p.name, iss, p.fake.Issuer())
+				}
+				if again := socOK(t, socialtest.Dance(t, e, p.name, socRedirect)); *again.IsNewUser || again.User.ID != got.User.ID {
+					t.Fatalf("%s: second login %+v", p.name, again.User)
+				}
+			}
+		})
+	}
+
+	// Exactness cuts both ways: an issuer configured without the "/" of
+	// the provider's is refused at discovery, before anything is stored.
+	t.Run("configured without the provider's slash", func(t *testing.T) {
+		for _, engine := range dbtest.Engines(t) {
+			t.Run(string(engine), func(t *testing.T) {
+				t.Parallel()
+				f := socNewFakes(t)
+				f.Acme.SetIssuerTrailingSlash(true)
+				e := apitest.New(t, engine, append(f.env(), apitest.WithEnv("OAUTH_OIDC_ACME_ISSUER", f.Acme.URL()))...)
+				before := socDB(t, e)
+				socErr(t, socialtest.StartResponse(e, "acme", socRedirect), http.StatusBadRequest, "VAL_006",
+					"The OAuth provider cannot be reached; try again later")
+				socUnchanged(t, e, before)
+				if n := socCount(t, e, `SELECT COUNT(*) FROM oauth_states`); n != 0 {
+					t.Fatalf("%d states stored", n)
+				}
+			})
+		}
+	})
+}
+
+// socJWTClaims decodes the payload of a JWT without checking it.
+func socJWTClaims(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %.40q", raw)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func TestSocialSchedulerPurgesExpiredStates(t *testing.T) {

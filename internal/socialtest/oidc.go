@@ -114,6 +114,7 @@ type OIDC struct {
 	claimsHook        func(map[string]any)
 	emailInUserInfo   bool // email and email_verified only in userinfo
 	noRefreshToken    bool
+	issuerSlash       bool // the issuer is URL() + "/"
 	delays            map[string]time.Duration
 	closing           chan struct{}
 	closed            bool
@@ -158,8 +159,31 @@ func newKey(t testing.TB) *rsa.PrivateKey {
 	return k
 }
 
-// URL is the issuer (and base URL) of the provider.
+// URL is the base URL of the provider, and its issuer unless
+// SetIssuerTrailingSlash is on.
 func (p *OIDC) URL() string { return p.Server.URL }
+
+// Issuer is the provider's issuer, as its discovery document and ID tokens
+// state it.
+func (p *OIDC) Issuer() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.issuer()
+}
+
+// issuer is Issuer with p.mu held.
+func (p *OIDC) issuer() string {
+	if p.issuerSlash {
+		return p.Server.URL + "/"
+	}
+	return p.Server.URL
+}
+
+// SetIssuerTrailingSlash makes the issuer URL() + "/", as Auth0's issuers
+// are: discovery stays at URL()/.well-known/openid-configuration (OpenID
+// Connect Discovery §4 drops the trailing "/" before appending the path),
+// but the document's issuer and every ID token's iss end in "/".
+func (p *OIDC) SetIssuerTrailingSlash(on bool) { p.mu.Lock(); p.issuerSlash = on; p.mu.Unlock() }
 
 // Close takes the provider down: later connections are refused.
 func (p *OIDC) Close() {
@@ -279,10 +303,11 @@ func wait(r *http.Request, d time.Duration, closing <-chan struct{}) bool {
 func (p *OIDC) discovery(w http.ResponseWriter, _ *http.Request) {
 	p.mu.Lock()
 	p.discoveryRequests++
+	issuer := p.issuer()
 	p.mu.Unlock()
 	base := p.Server.URL
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                base,
+		"issuer":                                issuer,
 		"authorization_endpoint":                base + "/authorize",
 		"token_endpoint":                        base + "/token",
 		"jwks_uri":                              base + "/jwks",
@@ -450,7 +475,7 @@ func userClaims(u OIDCUser, withEmail bool) map[string]any {
 func (p *OIDC) idToken(c oidcCode) (string, error) {
 	now := time.Now()
 	claims := userClaims(c.user, !p.emailInUserInfo)
-	claims["iss"] = p.Server.URL
+	claims["iss"] = p.issuer()
 	claims["aud"] = c.req.ClientID
 	claims["azp"] = c.req.ClientID
 	claims["iat"] = now.Unix()
