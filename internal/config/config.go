@@ -326,6 +326,12 @@ func Load(getenv func(string) string) (Config, []string, error) {
 
 var providerName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
+// oidcPrefix is the prefix of the variables of OIDC provider name:
+// "acme-sso" reads OAUTH_OIDC_ACME_SSO_ISSUER and so on.
+func oidcPrefix(name string) string {
+	return "OAUTH_OIDC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+}
+
 // loadSocial reads the social-login settings.
 func loadSocial(r *reader, c *Config) {
 	s := &c.Social
@@ -355,7 +361,7 @@ func loadSocial(r *reader, c *Config) {
 			r.fail("OAUTH_OIDC_PROVIDERS", "%q is not a valid provider name (lowercase letters, digits, - and _; not google or github)", raw)
 			continue
 		}
-		prefix := "OAUTH_OIDC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+		prefix := oidcPrefix(name)
 		p := OIDCProvider{Name: name, Icon: name,
 			Issuer:       r.str(prefix+"ISSUER", ""),
 			ClientID:     r.getenv(prefix + "CLIENT_ID"),
@@ -374,12 +380,21 @@ func loadSocial(r *reader, c *Config) {
 		if !slices.Contains(p.Scopes, "openid") {
 			p.Scopes = append([]string{"openid"}, p.Scopes...)
 		}
+		dup := false
 		for _, q := range s.OIDC {
-			if q.Name == name {
+			switch {
+			case q.Name == name:
 				r.fail("OAUTH_OIDC_PROVIDERS", "provider %q is listed twice", name)
+				dup = true
+			case oidcPrefix(q.Name) == prefix:
+				// "a-b" and "a_b" would read the same variables.
+				r.fail("OAUTH_OIDC_PROVIDERS", "providers %q and %q would share the variables %s*", q.Name, name, prefix)
+				dup = true
 			}
 		}
-		s.OIDC = append(s.OIDC, p)
+		if !dup {
+			s.OIDC = append(s.OIDC, p)
+		}
 	}
 }
 
