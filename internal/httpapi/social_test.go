@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1102,6 +1103,8 @@ func TestSocialProviderFailures(t *testing.T) {
 			{"no nonce", claims("nonce", nil), "ID token nonce mismatch"},
 			{"expired", claims("exp", time.Now().Add(-time.Minute).Unix()), "ID token has expired"},
 			{"no expiry", claims("exp", nil), "ID token has expired"},
+			{"issued in the future", claims("iat", time.Now().Add(time.Hour).Unix()), "ID token has an invalid issue time"},
+			{"no issue time", claims("iat", nil), "ID token has an invalid issue time"},
 			{"signed by another key under the right kid", func() { g.SetSignMode(socialtest.SignWrongKey) }, "Invalid ID token signature"},
 			{"signed by an unknown kid", func() { g.SetSignMode(socialtest.SignUnknownKid) }, "Invalid ID token signature"},
 			{"unsigned (alg none)", func() { g.SetSignMode(socialtest.SignNone) }, "Invalid ID token signature"},
@@ -1289,31 +1292,140 @@ func TestSocialOddProviderData(t *testing.T) {
 	})
 }
 
+// socClock is a clock a test moves by hand. socUseClock gives it to the
+// social-login service (states, the JWKS cache, ID-token checks) and to
+// fake providers (their ID tokens' iat and exp), so hours pass at once.
+type socClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *socClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *socClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+func socUseClock(e *apitest.Env, fakes ...*socialtest.OIDC) *socClock {
+	c := &socClock{now: time.Now()}
+	e.App.Social.Now = c.Now
+	for _, f := range fakes {
+		f.SetClock(c.Now)
+	}
+	return c
+}
+
+// The JWKS is cached per its Cache-Control (fix 10) and refetched early for
+// a key it does not hold, at most every 10 seconds (docs/DECISIONS.md).
 func TestSocialJWKSCaching(t *testing.T) {
 	socialEach(t, func(t *testing.T, e *apitest.Env, f *socFakes) {
 		g := f.Google
-		for i := range 3 {
-			g.SetUser(socialtest.OIDCUser{Subject: fmt.Sprintf("cache-%d", i), Email: fmt.Sprintf("cache%d@example.com", i), EmailVerified: true})
-			socOK(t, socialtest.Dance(t, e, "google", socRedirect))
+		clock := socUseClock(e, g)
+		n := 0
+		login := func() apitest.Response {
+			n++
+			g.SetUser(socialtest.OIDCUser{Subject: fmt.Sprintf("cache-%d", n), Email: fmt.Sprintf("cache%d@example.com", n), EmailVerified: true})
+			return socialtest.Dance(t, e, "google", socRedirect)
 		}
-		if n := g.JWKSFetches(); n != 1 {
-			t.Fatalf("JWKS fetched %d times for 3 logins, want 1 (cached)", n)
+		wantFetches := func(want int, why string) {
+			t.Helper()
+			if got := g.JWKSFetches(); got != want {
+				t.Fatalf("JWKS fetched %d times, want %d: %s", got, want, why)
+			}
 		}
+
+		for range 3 {
+			socOK(t, login())
+		}
+		wantFetches(1, "three logins within max-age use one fetch")
 		if n := g.DiscoveryRequests(); n != 1 {
 			t.Fatalf("discovery fetched %d times, want 1", n)
 		}
+
+		// A rotation shortly after a fetch: the new kid is refetched once
+		// the 10 seconds have passed, and the rotated set is cached.
+		clock.Add(11 * time.Second)
 		g.RotateKey(t)
-		g.SetUser(socialtest.OIDCUser{Subject: "cache-0", Email: "cache0@example.com", EmailVerified: true})
-		if got := socOK(t, socialtest.Dance(t, e, "google", socRedirect)); *got.IsNewUser {
-			t.Fatal("new user after rotation")
+		socOK(t, login())
+		wantFetches(2, "refetched once for the new kid")
+		socOK(t, login())
+		wantFetches(2, "the rotated set is cached")
+
+		// Garbage kids: one refetch, then none within 10 seconds.
+		g.SetSignMode(socialtest.SignUnknownKid)
+		clock.Add(11 * time.Second)
+		for range 3 {
+			socFinishFails(t, e, socialtest.Begin(t, e, "google", socRedirect).Approve(t), http.StatusUnauthorized, "AUTH_006", "Invalid ID token signature")
 		}
-		if n := g.JWKSFetches(); n != 2 {
-			t.Fatalf("JWKS fetched %d times after a rotation, want 2 (refetched once for the unknown kid)", n)
+		wantFetches(3, "three unknown kids within 10 seconds make one refetch")
+		clock.Add(11 * time.Second)
+		socFinishFails(t, e, socialtest.Begin(t, e, "google", socRedirect).Approve(t), http.StatusUnauthorized, "AUTH_006", "Invalid ID token signature")
+		wantFetches(4, "another refetch after 10 seconds")
+		g.SetSignMode(socialtest.SignCurrent)
+		socOK(t, login())
+		wantFetches(4, "the current key is still cached")
+
+		// A max-age under a minute counts as a minute; none as an hour.
+		a := f.Acme
+		a.SetClock(clock.Now)
+		for _, tc := range []struct {
+			cacheControl   string
+			within, beyond time.Duration
+		}{{"public, max-age=5", 59 * time.Second, 2 * time.Second}, {"", 59 * time.Minute, 2 * time.Minute}} {
+			a.SetJWKSCacheControl(tc.cacheControl)
+			clock.Add(24 * time.Hour) // whatever is cached has expired
+			before := a.JWKSFetches()
+			a.SetUser(socialtest.OIDCUser{Subject: "acme-cache", Email: "acme-cache@example.com", EmailVerified: true})
+			socOK(t, socialtest.Dance(t, e, "acme", socRedirect))
+			clock.Add(tc.within)
+			socOK(t, socialtest.Dance(t, e, "acme", socRedirect))
+			if got := a.JWKSFetches() - before; got != 1 {
+				t.Fatalf("Cache-Control %q: %d fetches within %v, want 1", tc.cacheControl, got, tc.within)
+			}
+			clock.Add(tc.beyond)
+			socOK(t, socialtest.Dance(t, e, "acme", socRedirect))
+			if got := a.JWKSFetches() - before; got != 2 {
+				t.Fatalf("Cache-Control %q: %d fetches after %v, want 2", tc.cacheControl, got, tc.within+tc.beyond)
+			}
 		}
-		socOK(t, socialtest.Dance(t, e, "google", socRedirect))
-		if n := g.JWKSFetches(); n != 2 {
-			t.Fatalf("JWKS fetched %d times, want the rotated set cached", n)
-		}
+	})
+
+	t.Run("a withdrawn key verifies until the cache expires, then never", func(t *testing.T) {
+		socialEach(t, func(t *testing.T, e *apitest.Env, f *socFakes) {
+			g := f.Google
+			clock := socUseClock(e, g) // the fake's JWKS says max-age=3600
+			g.SetUser(socialtest.OIDCUser{Subject: "before", Email: "before@example.com", EmailVerified: true})
+			socOK(t, socialtest.Dance(t, e, "google", socRedirect))
+
+			// The provider withdraws its key, which keeps signing (a leak).
+			leaked := g.CurrentKid()
+			g.WithdrawKey(leaked)
+			clock.Add(59 * time.Minute)
+			g.SetUser(socialtest.OIDCUser{Subject: "within", Email: "within@example.com", EmailVerified: true})
+			socOK(t, socialtest.Dance(t, e, "google", socRedirect))
+			if n := g.JWKSFetches(); n != 1 {
+				t.Fatalf("JWKS fetched %d times within max-age, want 1", n)
+			}
+
+			clock.Add(2 * time.Minute) // 61 minutes after the fetch
+			g.SetUser(socialtest.OIDCUser{Subject: "after", Email: "after@example.com", EmailVerified: true})
+			l := socialtest.Begin(t, e, "google", socRedirect).Approve(t)
+			socFinishFails(t, e, l, http.StatusUnauthorized, "AUTH_006", "Invalid ID token signature")
+			if kid := socJWTHeader(t, g.Issued()[len(g.Issued())-1].IDToken)["kid"]; kid != leaked {
+				t.Fatalf("the refused ID token was signed by %v, want the withdrawn %s", kid, leaked)
+			}
+			if n := g.JWKSFetches(); n != 2 {
+				t.Fatalf("JWKS fetched %d times, want 2 (refetched once the cache expired)", n)
+			}
+			if n := socCount(t, e, `SELECT COUNT(*) FROM users WHERE email = 'after@example.com'`); n != 0 {
+				t.Fatal("an account was created from a token signed by a withdrawn key")
+			}
+
+			// Once the provider signs with a published key, logins work.
+			g.RotateKey(t)
+			clock.Add(11 * time.Second)
+			if got := socOK(t, socialtest.Dance(t, e, "google", socRedirect)); !*got.IsNewUser || got.User.Email != "after@example.com" {
+				t.Fatalf("after the rotation: %+v", got.User)
+			}
+		})
 	})
 }
 
@@ -1420,13 +1532,18 @@ func TestSocialIssuerWithTrailingSlash(t *testing.T) {
 }
 
 // socJWTClaims decodes the payload of a JWT without checking it.
-func socJWTClaims(t *testing.T, raw string) map[string]any {
+func socJWTClaims(t *testing.T, raw string) map[string]any { t.Helper(); return socJWTPart(t, raw, 1) }
+
+// socJWTHeader decodes the header of a JWT.
+func socJWTHeader(t *testing.T, raw string) map[string]any { t.Helper(); return socJWTPart(t, raw, 0) }
+
+func socJWTPart(t *testing.T, raw string, i int) map[string]any {
 	t.Helper()
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
 		t.Fatalf("not a JWT: %.40q", raw)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,8 +90,9 @@ type Issued struct {
 }
 
 type signingKey struct {
-	kid string
-	key *rsa.PrivateKey
+	kid       string
+	key       *rsa.PrivateKey
+	withdrawn bool // no longer in the JWKS (it may still sign: a leaked key)
 }
 
 type oidcCode struct {
@@ -115,10 +116,12 @@ type OIDC struct {
 	emailInUserInfo   bool // email and email_verified only in userinfo
 	noRefreshToken    bool
 	issuerSlash       bool // the issuer is URL() + "/"
+	jwksCacheControl  string
+	now               func() time.Time // the clock of iat and exp
 	delays            map[string]time.Duration
 	closing           chan struct{}
 	closed            bool
-	keys              []signingKey // keys[len-1] signs; all are published
+	keys              []signingKey // keys[len-1] signs; all but the withdrawn are published
 	foreign           *rsa.PrivateKey
 	codes             map[string]oidcCode
 	accessTokens      map[string]OIDCUser
@@ -134,8 +137,9 @@ type OIDC struct {
 // ends.
 func NewOIDC(t testing.TB, clientID, clientSecret string) *OIDC {
 	t.Helper()
-	p := &OIDC{ClientID: clientID, ClientSecret: clientSecret, delays: map[string]time.Duration{},
-		closing: make(chan struct{}), codes: map[string]oidcCode{}, accessTokens: map[string]OIDCUser{},
+	p := &OIDC{ClientID: clientID, ClientSecret: clientSecret, delays: map[string]time.Duration{}, now: time.Now,
+		jwksCacheControl: "public, max-age=3600",
+		closing:          make(chan struct{}), codes: map[string]oidcCode{}, accessTokens: map[string]OIDCUser{},
 		user: OIDCUser{Subject: "1000001", Email: "user@example.com", EmailVerified: true, GivenName: "Test", FamilyName: "User", Name: "Test User"}}
 	p.keys = []signingKey{{kid: "key-1", key: newKey(t)}}
 	p.foreign = newKey(t)
@@ -238,6 +242,41 @@ func (p *OIDC) RotateKey(t testing.TB) string {
 	kid := fmt.Sprintf("key-%d", len(p.keys)+1)
 	p.keys = append(p.keys, signingKey{kid: kid, key: k})
 	return kid
+}
+
+// WithdrawKey takes the key kid out of the JWKS, as a provider does with a
+// compromised key. If it is the current key it keeps signing ID tokens (as
+// whoever stole it would) until RotateKey.
+func (p *OIDC) WithdrawKey(kid string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.keys {
+		if p.keys[i].kid == kid {
+			p.keys[i].withdrawn = true
+		}
+	}
+}
+
+// CurrentKid is the kid of the key that signs ID tokens.
+func (p *OIDC) CurrentKid() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keys[len(p.keys)-1].kid
+}
+
+// SetJWKSCacheControl sets the Cache-Control header of the JWKS ("" leaves
+// it out); the default is "public, max-age=3600".
+func (p *OIDC) SetJWKSCacheControl(v string) { p.mu.Lock(); p.jwksCacheControl = v; p.mu.Unlock() }
+
+// SetClock sets the clock ID tokens' iat and exp are computed from (nil:
+// the real one), to follow a service whose clock a test moves.
+func (p *OIDC) SetClock(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	p.mu.Lock()
+	p.now = now
+	p.mu.Unlock()
 }
 
 // JWKSFetches counts GET /jwks.
@@ -473,7 +512,7 @@ func userClaims(u OIDCUser, withEmail bool) map[string]any {
 
 // idToken signs the ID token of a code (p.mu held).
 func (p *OIDC) idToken(c oidcCode) (string, error) {
-	now := time.Now()
+	now := p.now()
 	claims := userClaims(c.user, !p.emailInUserInfo)
 	claims["iss"] = p.issuer()
 	claims["aud"] = c.req.ClientID
@@ -510,12 +549,18 @@ func (p *OIDC) jwks(w http.ResponseWriter, _ *http.Request) {
 	p.jwksFetches++
 	keys := make([]map[string]string, 0, len(p.keys))
 	for _, k := range p.keys {
+		if k.withdrawn {
+			continue
+		}
 		keys = append(keys, map[string]string{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": k.kid,
 			"n": base64.RawURLEncoding.EncodeToString(k.key.N.Bytes()),
 			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.key.E)).Bytes())})
 	}
+	cc := p.jwksCacheControl
 	p.mu.Unlock()
-	w.Header().Set("Cache-Control", "public, max-age=3600")
+	if cc != "" {
+		w.Header().Set("Cache-Control", cc)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 }
 
