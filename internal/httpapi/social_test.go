@@ -1168,6 +1168,15 @@ func TestSocialProviderFailures(t *testing.T) {
 			{"GitHub /user fails", func() { gh.SetAPIError(http.StatusInternalServerError, 0) }, "Failed to get user information from provider"},
 			{"GitHub token endpoint slow", func() { gh.SetDelay("token", 5*time.Second) }, socExchange},
 			{"GitHub /user slow", func() { gh.SetDelay("user", 5*time.Second) }, "Failed to get user information from provider"},
+			// Without /user/emails nobody knows which address is verified:
+			// refused, not a fallback to the unverified public email, which
+			// here is an existing account's (docs/DECISIONS.md).
+			{"GitHub /user/emails fails (500)", func() {
+				gh.SetUser(socialtest.GitHubUser{ID: 2, Login: "public", Email: "known@example.com",
+					Emails: []socialtest.GitHubEmail{{Email: "public@example.com", Primary: true, Verified: true}}})
+				gh.SetAPIError(0, http.StatusInternalServerError)
+			}, "Failed to get user information from provider"},
+			{"GitHub /user/emails slow", func() { gh.SetDelay("emails", 5*time.Second) }, "Failed to get user information from provider"},
 		}
 		for _, tc := range ghTests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -1178,6 +1187,7 @@ func TestSocialProviderFailures(t *testing.T) {
 					gh.SetAPIError(0, 0)
 					gh.SetDelay("token", 0)
 					gh.SetDelay("user", 0)
+					gh.SetDelay("emails", 0)
 				}()
 				socFinishFails(t, e, l, http.StatusUnauthorized, "AUTH_006", tc.msg)
 			})
