@@ -1177,6 +1177,12 @@ func TestSocialProviderFailures(t *testing.T) {
 				gh.SetAPIError(0, http.StatusInternalServerError)
 			}, "Failed to get user information from provider"},
 			{"GitHub /user/emails slow", func() { gh.SetDelay("emails", 5*time.Second) }, "Failed to get user information from provider"},
+			{"GitHub token endpoint returns HTML", func() { gh.SetGarbage("token", socialtest.GarbageHTML) }, socExchange},
+			{"GitHub token endpoint returns the wrong JSON", func() { gh.SetGarbage("token", socialtest.GarbageShape) }, socExchange},
+			{"GitHub /user returns HTML", func() { gh.SetGarbage("user", socialtest.GarbageHTML) }, "Failed to get user information from provider"},
+			{"GitHub /user returns the wrong JSON", func() { gh.SetGarbage("user", socialtest.GarbageShape) }, "Failed to get user information from provider"},
+			{"GitHub /user/emails returns HTML", func() { gh.SetGarbage("emails", socialtest.GarbageHTML) }, "Failed to get user information from provider"},
+			{"GitHub /user/emails returns the wrong JSON", func() { gh.SetGarbage("emails", socialtest.GarbageShape) }, "Failed to get user information from provider"},
 		}
 		for _, tc := range ghTests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -1188,6 +1194,9 @@ func TestSocialProviderFailures(t *testing.T) {
 					gh.SetDelay("token", 0)
 					gh.SetDelay("user", 0)
 					gh.SetDelay("emails", 0)
+					for _, ep := range []string{"token", "user", "emails"} {
+						gh.SetGarbage(ep, socialtest.GarbageNone)
+					}
 				}()
 				socFinishFails(t, e, l, http.StatusUnauthorized, "AUTH_006", tc.msg)
 			})
@@ -1254,6 +1263,95 @@ func TestSocialProviderFailures(t *testing.T) {
 			}
 		}, apitest.WithEnv("OAUTH_GOOGLE_CLIENT_SECRET", "wrong"), apitest.WithEnv("OAUTH_GITHUB_CLIENT_SECRET", "wrong"))
 	})
+}
+
+// OpenID Connect endpoints other than the token endpoint failing: the
+// discovery document, the JWKS and userinfo, each answering garbage (an HTML
+// page labelled JSON, or JSON of the wrong shape) or too slowly. Every case
+// is a 4xx in the envelope that changes nothing, and the provider works
+// again once it answers properly. A moved clock lets the JWKS cache expire
+// and discovery be retried without waiting.
+func TestSocialOIDCEndpointFailures(t *testing.T) {
+	const (
+		down     = "The OAuth provider cannot be reached; try again later"
+		jwksFail = "Failed to verify ID token"
+		infoFail = "Failed to get user information from provider"
+	)
+	socialEach(t, func(t *testing.T, e *apitest.Env, f *socFakes) {
+		g, acme := f.Google, f.Acme
+		clock := socUseClock(e, g, acme)
+		n := 0
+		fresh := func(p *socialtest.OIDC) {
+			n++
+			p.SetUser(socialtest.OIDCUser{Subject: fmt.Sprintf("fail-%d", n), Email: fmt.Sprintf("fail%d@example.com", n), EmailVerified: true})
+		}
+
+		// Discovery happens at the first authorize and is not cached when
+		// it fails: acme has never been used.
+		t.Run("discovery", func(t *testing.T) {
+			for _, tc := range []struct {
+				name  string
+				setup func()
+			}{
+				{"returns HTML", func() { acme.SetGarbage("discovery", socialtest.GarbageHTML) }},
+				{"has unusable endpoints", func() { acme.SetGarbage("discovery", socialtest.GarbageShape) }},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					tc.setup()
+					defer acme.SetGarbage("discovery", socialtest.GarbageNone)
+					clock.Add(6 * time.Second) // past the retry pause of the previous failure
+					before := socDB(t, e)
+					socErr(t, socialtest.StartResponse(e, "acme", socRedirect), http.StatusBadRequest, "VAL_006", down)
+					socUnchanged(t, e, before)
+					if n := socCount(t, e, `SELECT COUNT(*) FROM oauth_states`); n != 0 {
+						t.Fatalf("%d states stored", n)
+					}
+				})
+			}
+			clock.Add(6 * time.Second)
+			fresh(acme)
+			socOK(t, socialtest.Dance(t, e, "acme", socRedirect))
+		})
+
+		// One good login caches Google's JWKS; each case then lets the
+		// cache expire, so the callback must fetch it again.
+		fresh(g)
+		socOK(t, socialtest.Dance(t, e, "google", socRedirect))
+		tests := []struct {
+			name  string
+			setup func()
+			reset func()
+			msg   string
+		}{
+			{"JWKS returns HTML", func() { g.SetGarbage("jwks", socialtest.GarbageHTML) }, func() { g.SetGarbage("jwks", socialtest.GarbageNone) }, jwksFail},
+			{"JWKS keys is not a list", func() { g.SetGarbage("jwks", socialtest.GarbageShape) }, func() { g.SetGarbage("jwks", socialtest.GarbageNone) }, jwksFail},
+			{"userinfo returns HTML", func() {
+				g.SetEmailOnlyInUserInfo(true)
+				g.SetGarbage("userinfo", socialtest.GarbageHTML)
+			}, func() { g.SetEmailOnlyInUserInfo(false); g.SetGarbage("userinfo", socialtest.GarbageNone) }, infoFail},
+			{"userinfo has a numeric sub", func() {
+				g.SetEmailOnlyInUserInfo(true)
+				g.SetGarbage("userinfo", socialtest.GarbageShape)
+			}, func() { g.SetEmailOnlyInUserInfo(false); g.SetGarbage("userinfo", socialtest.GarbageNone) }, infoFail},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				clock.Add(25 * time.Hour) // the JWKS cache (at most 24 h) has expired
+				fresh(g)
+				tc.setup()
+				defer tc.reset()
+				socFinishFails(t, e, socialtest.Begin(t, e, "google", socRedirect).Approve(t), http.StatusUnauthorized, "AUTH_006", tc.msg)
+			})
+		}
+
+		t.Run("the provider works again afterwards", func(t *testing.T) {
+			clock.Add(11 * time.Second) // past the retry pause of a failed JWKS fetch
+			fresh(g)
+			if got := socOK(t, socialtest.Dance(t, e, "google", socRedirect)); !*got.IsNewUser {
+				t.Fatal("not a new user")
+			}
+		})
+	}, apitest.WithEnv("OAUTH_HTTP_TIMEOUT_SECONDS", "1"))
 }
 
 func TestSocialOddProviderData(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -70,12 +71,22 @@ func (p *OIDC) discover() (*oidc.Provider, error) {
 		return nil, ErrProviderDown.Wrap(fmt.Errorf("discovery of %s: %w", p.cfg.Issuer, err))
 	}
 	var meta struct {
-		JWKSURI string   `json:"jwks_uri"`
-		Algs    []string `json:"id_token_signing_alg_values_supported"`
+		AuthURL  string   `json:"authorization_endpoint"`
+		TokenURL string   `json:"token_endpoint"`
+		JWKSURI  string   `json:"jwks_uri"`
+		Algs     []string `json:"id_token_signing_alg_values_supported"`
 	}
-	if err := prov.Claims(&meta); err != nil || meta.JWKSURI == "" {
+	if err := prov.Claims(&meta); err != nil {
 		p.discovery = p.now()
-		return nil, ErrProviderDown.Wrap(fmt.Errorf("discovery of %s: no jwks_uri (%v)", p.cfg.Issuer, err))
+		return nil, ErrProviderDown.Wrap(fmt.Errorf("discovery of %s: %w", p.cfg.Issuer, err))
+	}
+	// go-oidc accepts a document without endpoints; we would then hand out
+	// a relative authorization URL and post codes nowhere.
+	for name, u := range map[string]string{"authorization_endpoint": meta.AuthURL, "token_endpoint": meta.TokenURL, "jwks_uri": meta.JWKSURI} {
+		if !httpURL(u) {
+			p.discovery = p.now()
+			return nil, ErrProviderDown.Wrap(fmt.Errorf("discovery of %s: %s is not an http(s) URL: %q", p.cfg.Issuer, name, u))
+		}
 	}
 	p.algs = nil
 	for _, a := range meta.Algs {
@@ -147,14 +158,21 @@ func (p *OIDC) Exchange(ctx context.Context, code string, req AuthRequest) (Iden
 		return Identity{}, err
 	}
 	if claims.Email == "" && prov.UserInfoEndpoint() != "" {
-		// Some providers put the email only in userinfo.
-		if info, err := prov.UserInfo(hctx, oauth2.StaticTokenSource(tok)); err == nil && info.Subject == claims.Subject {
-			claims.Email, claims.EmailVerified = info.Email, info.EmailVerified
-			_ = info.Claims(&struct {
-				GivenName  *string `json:"given_name"`
-				FamilyName *string `json:"family_name"`
-			}{&claims.GivenName, &claims.FamilyName})
+		// Some providers put the email only in userinfo. When it is asked
+		// and fails, the login fails: going on without the email would give
+		// the wrong reason ("email is required") or link a different email.
+		info, err := prov.UserInfo(hctx, oauth2.StaticTokenSource(tok))
+		if err != nil {
+			return Identity{}, ErrUserInfo.Wrap(err)
 		}
+		if info.Subject != claims.Subject { // OpenID Connect Core §5.3.2: the response MUST NOT be used
+			return Identity{}, ErrUserInfo.Wrap(fmt.Errorf("userinfo is about subject %q, the ID token about %q", info.Subject, claims.Subject))
+		}
+		claims.Email, claims.EmailVerified = info.Email, info.EmailVerified
+		_ = info.Claims(&struct {
+			GivenName  *string `json:"given_name"`
+			FamilyName *string `json:"family_name"`
+		}{&claims.GivenName, &claims.FamilyName})
 	}
 	first, last := claims.GivenName, claims.FamilyName
 	if first == "" {
@@ -228,6 +246,12 @@ func (p *OIDC) verifyIDToken(ctx context.Context, prov *oidc.Provider, raw, nonc
 		return idClaims{}, ErrNoSubject
 	}
 	return c, nil
+}
+
+// httpURL reports whether s is an absolute http(s) URL.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
 func contains(list []string, v string) bool {

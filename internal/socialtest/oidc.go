@@ -58,6 +58,31 @@ const (
 	SignNone                       // alg "none", unsigned
 )
 
+// Garbage is how an endpoint answers garbage: with status 200, as a proxy
+// or a broken deployment would.
+type Garbage int
+
+const (
+	GarbageNone  Garbage = iota // a proper answer
+	GarbageHTML                 // an HTML error page labelled application/json
+	GarbageShape                // valid JSON of the wrong shape for the endpoint
+)
+
+// writeGarbage answers g, with shape as the wrong-shaped JSON; it reports
+// false (and writes nothing) for GarbageNone.
+func writeGarbage(w http.ResponseWriter, g Garbage, shape any) bool {
+	switch g {
+	case GarbageHTML:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("<html><body><h1>502 Bad Gateway</h1></body></html>"))
+		return true
+	case GarbageShape:
+		writeJSON(w, http.StatusOK, shape)
+		return true
+	}
+	return false
+}
+
 // AuthorizationRequest is what arrived at an authorization endpoint.
 type AuthorizationRequest struct {
 	ResponseType        string
@@ -117,7 +142,8 @@ type OIDC struct {
 	noRefreshToken    bool
 	issuerSlash       bool // the issuer is URL() + "/"
 	jwksCacheControl  string
-	now               func() time.Time // the clock of iat and exp
+	garbage           map[string]Garbage // by endpoint
+	now               func() time.Time   // the clock of iat and exp
 	delays            map[string]time.Duration
 	closing           chan struct{}
 	closed            bool
@@ -137,7 +163,7 @@ type OIDC struct {
 // ends.
 func NewOIDC(t testing.TB, clientID, clientSecret string) *OIDC {
 	t.Helper()
-	p := &OIDC{ClientID: clientID, ClientSecret: clientSecret, delays: map[string]time.Duration{}, now: time.Now,
+	p := &OIDC{ClientID: clientID, ClientSecret: clientSecret, delays: map[string]time.Duration{}, now: time.Now, garbage: map[string]Garbage{},
 		jwksCacheControl: "public, max-age=3600",
 		closing:          make(chan struct{}), codes: map[string]oidcCode{}, accessTokens: map[string]OIDCUser{},
 		user: OIDCUser{Subject: "1000001", Email: "user@example.com", EmailVerified: true, GivenName: "Test", FamilyName: "User", Name: "Test User"}}
@@ -264,6 +290,17 @@ func (p *OIDC) CurrentKid() string {
 	return p.keys[len(p.keys)-1].kid
 }
 
+// SetGarbage makes an endpoint ("discovery", "jwks", "userinfo") answer
+// garbage with status 200; GarbageNone restores it. (The token endpoint's
+// garbage is SetTokenMode(TokenGarbage).) The wrong shapes are a discovery
+// document with a relative authorization endpoint and no token endpoint, a
+// JWKS whose keys is not a list, and userinfo whose sub is a number.
+func (p *OIDC) SetGarbage(endpoint string, g Garbage) {
+	p.mu.Lock()
+	p.garbage[endpoint] = g
+	p.mu.Unlock()
+}
+
 // SetJWKSCacheControl sets the Cache-Control header of the JWKS ("" leaves
 // it out); the default is "public, max-age=3600".
 func (p *OIDC) SetJWKSCacheControl(v string) { p.mu.Lock(); p.jwksCacheControl = v; p.mu.Unlock() }
@@ -343,8 +380,12 @@ func (p *OIDC) discovery(w http.ResponseWriter, _ *http.Request) {
 	p.mu.Lock()
 	p.discoveryRequests++
 	issuer := p.issuer()
+	garbage := p.garbage["discovery"]
 	p.mu.Unlock()
 	base := p.Server.URL
+	if writeGarbage(w, garbage, map[string]any{"issuer": issuer, "authorization_endpoint": "/authorize", "jwks_uri": base + "/jwks"}) {
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                issuer,
 		"authorization_endpoint":                base + "/authorize",
@@ -557,9 +598,13 @@ func (p *OIDC) jwks(w http.ResponseWriter, _ *http.Request) {
 			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.key.E)).Bytes())})
 	}
 	cc := p.jwksCacheControl
+	garbage := p.garbage["jwks"]
 	p.mu.Unlock()
 	if cc != "" {
 		w.Header().Set("Cache-Control", cc)
+	}
+	if writeGarbage(w, garbage, map[string]any{"keys": "none"}) {
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 }
@@ -569,10 +614,14 @@ func (p *OIDC) userinfo(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.userinfoRequests++
 	u, known := p.accessTokens[tok]
+	garbage := p.garbage["userinfo"]
 	p.mu.Unlock()
 	if !ok || !known {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
+		return
+	}
+	if writeGarbage(w, garbage, map[string]any{"sub": 42, "email": u.Email, "email_verified": true}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, userClaims(u, true))
