@@ -1323,6 +1323,11 @@ func TestSocialOIDCEndpointFailures(t *testing.T) {
 			reset func()
 			msg   string
 		}{
+			{"JWKS slow (timeout)", func() { g.SetDelay("jwks", 5*time.Second) }, func() { g.SetDelay("jwks", 0) }, jwksFail},
+			{"userinfo slow (timeout)", func() {
+				g.SetEmailOnlyInUserInfo(true)
+				g.SetDelay("userinfo", 5*time.Second)
+			}, func() { g.SetEmailOnlyInUserInfo(false); g.SetDelay("userinfo", 0) }, infoFail},
 			{"JWKS returns HTML", func() { g.SetGarbage("jwks", socialtest.GarbageHTML) }, func() { g.SetGarbage("jwks", socialtest.GarbageNone) }, jwksFail},
 			{"JWKS keys is not a list", func() { g.SetGarbage("jwks", socialtest.GarbageShape) }, func() { g.SetGarbage("jwks", socialtest.GarbageNone) }, jwksFail},
 			{"userinfo returns HTML", func() {
