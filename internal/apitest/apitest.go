@@ -317,6 +317,50 @@ func (e *Env) Snapshot() string {
 	return strings.Join(parts, " ")
 }
 
+// Rows returns the whole contents of table (every column of every row,
+// ordered by id) as text, one line per row, to assert that a failed request
+// changed nothing in it, not even a timestamp. table must have an id column.
+func (e *Env) Rows(table string) string {
+	e.T.Helper()
+	rows, err := e.App.Store.DB().QueryContext(context.Background(), "SELECT * FROM "+table+" ORDER BY id")
+	if err != nil {
+		e.T.Fatalf("rows of %s: %v", table, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		e.T.Fatalf("rows of %s: %v", table, err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:", table)
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			e.T.Fatalf("rows of %s: %v", table, err)
+		}
+		b.WriteString("\n ")
+		for i, v := range vals {
+			switch x := v.(type) {
+			case nil:
+				v = "NULL"
+			case []byte:
+				v = fmt.Sprintf("%q", x)
+			case time.Time:
+				v = x.UTC().Format(time.RFC3339Nano)
+			}
+			fmt.Fprintf(&b, " %s=%v", cols[i], v)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		e.T.Fatalf("rows of %s: %v", table, err)
+	}
+	return b.String()
+}
+
 // syncBuffer is a log buffer safe for concurrent writes and reads.
 type syncBuffer struct {
 	mu  sync.Mutex

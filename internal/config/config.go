@@ -327,6 +327,12 @@ func Load(getenv func(string) string) (Config, []string, error) {
 
 var providerName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
+// oidcPrefix is the prefix of the variables of OIDC provider name:
+// "acme-sso" reads OAUTH_OIDC_ACME_SSO_ISSUER and so on.
+func oidcPrefix(name string) string {
+	return "OAUTH_OIDC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+}
+
 // loadSocial reads the social-login settings.
 func loadSocial(r *reader, c *Config) {
 	s := &c.Social
@@ -336,11 +342,15 @@ func loadSocial(r *reader, c *Config) {
 	s.AllowedRedirectURIs = r.list("OAUTH_ALLOWED_REDIRECT_URIS", nil)
 	s.HTTPTimeout = time.Duration(r.integer("OAUTH_HTTP_TIMEOUT_SECONDS", 10, 1, 120)) * time.Second
 	s.FrontendURL = c.FrontendURL
+	// Issuers are kept exactly as configured, trailing "/" included: OpenID
+	// Connect discovery requires the document's issuer (and every ID
+	// token's iss) to equal the configured one character for character, and
+	// some providers' issuers end in "/" (Auth0's do).
 	s.Google = OIDCProvider{Name: "google", DisplayName: "Google", Icon: "google",
-		Issuer:   strings.TrimRight(r.str("OAUTH_GOOGLE_ISSUER", "https://accounts.google.com"), "/"),
+		Issuer:   r.str("OAUTH_GOOGLE_ISSUER", "https://accounts.google.com"),
 		ClientID: r.getenv("OAUTH_GOOGLE_CLIENT_ID"), ClientSecret: r.getenv("OAUTH_GOOGLE_CLIENT_SECRET"),
 		Scopes: []string{"openid", "email", "profile"}}
-	r.absoluteURL("OAUTH_GOOGLE_ISSUER", s.Google.Issuer)
+	r.issuerURL("OAUTH_GOOGLE_ISSUER", s.Google.Issuer)
 	s.GitHub = GitHubProvider{ClientID: r.getenv("OAUTH_GITHUB_CLIENT_ID"), ClientSecret: r.getenv("OAUTH_GITHUB_CLIENT_SECRET"),
 		URL:    strings.TrimRight(r.str("OAUTH_GITHUB_URL", "https://github.com"), "/"),
 		APIURL: strings.TrimRight(r.str("OAUTH_GITHUB_API_URL", "https://api.github.com"), "/")}
@@ -352,9 +362,9 @@ func loadSocial(r *reader, c *Config) {
 			r.fail("OAUTH_OIDC_PROVIDERS", "%q is not a valid provider name (lowercase letters, digits, - and _; not google or github)", raw)
 			continue
 		}
-		prefix := "OAUTH_OIDC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+		prefix := oidcPrefix(name)
 		p := OIDCProvider{Name: name, Icon: name,
-			Issuer:       strings.TrimRight(r.getenv(prefix+"ISSUER"), "/"),
+			Issuer:       r.str(prefix+"ISSUER", ""),
 			ClientID:     r.getenv(prefix + "CLIENT_ID"),
 			ClientSecret: r.getenv(prefix + "CLIENT_SECRET"),
 			DisplayName:  r.str(prefix+"DISPLAY_NAME", name),
@@ -363,7 +373,7 @@ func loadSocial(r *reader, c *Config) {
 		if p.Issuer == "" {
 			r.fail(prefix+"ISSUER", "is required for OIDC provider %q", name)
 		} else {
-			r.absoluteURL(prefix+"ISSUER", p.Issuer)
+			r.issuerURL(prefix+"ISSUER", p.Issuer)
 		}
 		if p.ClientID == "" || p.ClientSecret == "" {
 			r.fail(prefix+"CLIENT_ID", "%sCLIENT_ID and %sCLIENT_SECRET are required for OIDC provider %q", prefix, prefix, name)
@@ -371,12 +381,21 @@ func loadSocial(r *reader, c *Config) {
 		if !slices.Contains(p.Scopes, "openid") {
 			p.Scopes = append([]string{"openid"}, p.Scopes...)
 		}
+		dup := false
 		for _, q := range s.OIDC {
-			if q.Name == name {
+			switch {
+			case q.Name == name:
 				r.fail("OAUTH_OIDC_PROVIDERS", "provider %q is listed twice", name)
+				dup = true
+			case oidcPrefix(q.Name) == prefix:
+				// "a-b" and "a_b" would read the same variables.
+				r.fail("OAUTH_OIDC_PROVIDERS", "providers %q and %q would share the variables %s*", q.Name, name, prefix)
+				dup = true
 			}
 		}
-		s.OIDC = append(s.OIDC, p)
+		if !dup {
+			s.OIDC = append(s.OIDC, p)
+		}
 	}
 }
 
@@ -430,6 +449,18 @@ func loadProvider(r *reader, c *Config) {
 	p.CIMDAllowPrivate = r.boolean("OAUTH_CIMD_ALLOW_PRIVATE", false)
 	if p.CIMDAllowPrivate && c.Production() {
 		r.fail("OAUTH_CIMD_ALLOW_PRIVATE", "must not be enabled in production")
+	}
+}
+
+// issuerURL checks an OpenID Connect issuer: an absolute http(s) URL
+// without query or fragment (OpenID Connect Discovery §2).
+func (r *reader) issuerURL(name, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		r.fail(name, "must be an absolute http(s) URL, got %q", raw)
+	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw, "?#"):
+		r.fail(name, "must not have a query or fragment, got %q", raw)
 	}
 }
 

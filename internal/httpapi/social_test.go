@@ -2,12 +2,14 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,7 +63,7 @@ func socNewFakes(t *testing.T) *socFakes {
 func (f *socFakes) env() []apitest.Option {
 	return []apitest.Option{
 		apitest.WithEnv("OAUTH_ENABLED", "true"),
-		apitest.WithEnv("OAUTH_GOOGLE_ISSUER", f.Google.URL()),
+		apitest.WithEnv("OAUTH_GOOGLE_ISSUER", f.Google.Issuer()),
 		apitest.WithEnv("OAUTH_GOOGLE_CLIENT_ID", socGoogleClient),
 		apitest.WithEnv("OAUTH_GOOGLE_CLIENT_SECRET", socGoogleSecret),
 		apitest.WithEnv("OAUTH_GITHUB_URL", f.GitHub.URL()),
@@ -69,7 +71,7 @@ func (f *socFakes) env() []apitest.Option {
 		apitest.WithEnv("OAUTH_GITHUB_CLIENT_ID", socGitHubClient),
 		apitest.WithEnv("OAUTH_GITHUB_CLIENT_SECRET", socGitHubSecret),
 		apitest.WithEnv("OAUTH_OIDC_PROVIDERS", "acme"),
-		apitest.WithEnv("OAUTH_OIDC_ACME_ISSUER", f.Acme.URL()),
+		apitest.WithEnv("OAUTH_OIDC_ACME_ISSUER", f.Acme.Issuer()),
 		apitest.WithEnv("OAUTH_OIDC_ACME_CLIENT_ID", socAcmeClient),
 		apitest.WithEnv("OAUTH_OIDC_ACME_CLIENT_SECRET", socAcmeSecret),
 		apitest.WithEnv("OAUTH_OIDC_ACME_DISPLAY_NAME", "Acme SSO"),
@@ -135,28 +137,22 @@ func socErr(t *testing.T, r apitest.Response, status int, code, msg string) {
 }
 
 // socDB is what a failed social login must not change: every table's row
-// count (e.Snapshot) and the social links, with their tokens.
+// count (e.Snapshot) and the whole contents, every column, of the tables a
+// social login writes: users, user_sessions and oauth_accounts (with the
+// sealed provider tokens). oauth_states is left out: a callback consumes
+// its state whatever happens next.
 func socDB(t *testing.T, e *apitest.Env) string {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString(e.Snapshot())
-	rows, err := e.App.Store.DB().Query(`SELECT id, user_id, provider, provider_user_id, COALESCE(provider_email, ''),
-		COALESCE(access_token, ''), COALESCE(refresh_token, '') FROM oauth_accounts ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
+	return strings.Join([]string{e.Snapshot(), e.Rows("users"), e.Rows("user_sessions"), e.Rows("oauth_accounts")}, "\n")
+}
+
+// socUnchanged fails the test when the database differs from before (a
+// socDB taken earlier).
+func socUnchanged(t *testing.T, e *apitest.Env, before string) {
+	t.Helper()
+	if after := socDB(t, e); after != before {
+		t.Fatalf("a failed request changed the database:\nbefore %s\nafter  %s", before, after)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var cols [7]string
-		if err := rows.Scan(&cols[0], &cols[1], &cols[2], &cols[3], &cols[4], &cols[5], &cols[6]); err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString("\n" + strings.Join(cols[:], " "))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
 }
 
 // socFinishFails posts the callback of l and checks it fails with status,
@@ -165,9 +161,7 @@ func socFinishFails(t *testing.T, e *apitest.Env, l *socialtest.Login, status in
 	t.Helper()
 	before := socDB(t, e)
 	socErr(t, l.Finish(), status, code, msg)
-	if after := socDB(t, e); after != before {
-		t.Fatalf("a failed callback changed the database:\nbefore %s\nafter  %s", before, after)
-	}
+	socUnchanged(t, e, before)
 }
 
 func socBox(t *testing.T) *seal.Box {
@@ -540,9 +534,7 @@ func TestSocialGoogleLogin(t *testing.T) {
 		t.Run("a replayed state is refused", func(t *testing.T) {
 			before := socDB(t, e)
 			socErr(t, l.Finish(), http.StatusUnauthorized, "AUTH_006", socStateMsg)
-			if socDB(t, e) != before {
-				t.Fatal("replay changed the database")
-			}
+			socUnchanged(t, e, before)
 		})
 
 		t.Run("the same identity logs into the same account and refreshes the stored tokens", func(t *testing.T) {
@@ -644,9 +636,7 @@ func TestSocialStateRules(t *testing.T) {
 			l := socialtest.Begin(t, e, "google", socRedirect).Approve(t)
 			before := socDB(t, e)
 			socErr(t, l.FinishAt("google", "https://app.example.com/other", l.Code, l.ReturnedState), http.StatusUnauthorized, "AUTH_006", "Redirect URI mismatch")
-			if socDB(t, e) != before {
-				t.Fatal("database changed")
-			}
+			socUnchanged(t, e, before)
 			// The state is spent even so (reference: consumed before the check).
 			socErr(t, l.Finish(), http.StatusUnauthorized, "AUTH_006", socStateMsg)
 		})
@@ -1028,9 +1018,7 @@ func TestSocialUnlink(t *testing.T) {
 			before := socDB(t, e)
 			socErr(t, e.Delete(socAccounts+"/google", only.AccessToken), http.StatusBadRequest, "VAL_006", cannot)
 			socErr(t, e.Delete(socAccounts+"/github", only.AccessToken), http.StatusBadRequest, "VAL_006", cannot)
-			if socDB(t, e) != before {
-				t.Fatal("database changed")
-			}
+			socUnchanged(t, e, before)
 		})
 
 		t.Run("with a second link one can go, then the last stays", func(t *testing.T) {
@@ -1115,6 +1103,8 @@ func TestSocialProviderFailures(t *testing.T) {
 			{"no nonce", claims("nonce", nil), "ID token nonce mismatch"},
 			{"expired", claims("exp", time.Now().Add(-time.Minute).Unix()), "ID token has expired"},
 			{"no expiry", claims("exp", nil), "ID token has expired"},
+			{"issued in the future", claims("iat", time.Now().Add(time.Hour).Unix()), "ID token has an invalid issue time"},
+			{"no issue time", claims("iat", nil), "ID token has an invalid issue time"},
 			{"signed by another key under the right kid", func() { g.SetSignMode(socialtest.SignWrongKey) }, "Invalid ID token signature"},
 			{"signed by an unknown kid", func() { g.SetSignMode(socialtest.SignUnknownKid) }, "Invalid ID token signature"},
 			{"unsigned (alg none)", func() { g.SetSignMode(socialtest.SignNone) }, "Invalid ID token signature"},
@@ -1178,6 +1168,21 @@ func TestSocialProviderFailures(t *testing.T) {
 			{"GitHub /user fails", func() { gh.SetAPIError(http.StatusInternalServerError, 0) }, "Failed to get user information from provider"},
 			{"GitHub token endpoint slow", func() { gh.SetDelay("token", 5*time.Second) }, socExchange},
 			{"GitHub /user slow", func() { gh.SetDelay("user", 5*time.Second) }, "Failed to get user information from provider"},
+			// Without /user/emails nobody knows which address is verified:
+			// refused, not a fallback to the unverified public email, which
+			// here is an existing account's (docs/DECISIONS.md).
+			{"GitHub /user/emails fails (500)", func() {
+				gh.SetUser(socialtest.GitHubUser{ID: 2, Login: "public", Email: "known@example.com",
+					Emails: []socialtest.GitHubEmail{{Email: "public@example.com", Primary: true, Verified: true}}})
+				gh.SetAPIError(0, http.StatusInternalServerError)
+			}, "Failed to get user information from provider"},
+			{"GitHub /user/emails slow", func() { gh.SetDelay("emails", 5*time.Second) }, "Failed to get user information from provider"},
+			{"GitHub token endpoint returns HTML", func() { gh.SetGarbage("token", socialtest.GarbageHTML) }, socExchange},
+			{"GitHub token endpoint returns the wrong JSON", func() { gh.SetGarbage("token", socialtest.GarbageShape) }, socExchange},
+			{"GitHub /user returns HTML", func() { gh.SetGarbage("user", socialtest.GarbageHTML) }, "Failed to get user information from provider"},
+			{"GitHub /user returns the wrong JSON", func() { gh.SetGarbage("user", socialtest.GarbageShape) }, "Failed to get user information from provider"},
+			{"GitHub /user/emails returns HTML", func() { gh.SetGarbage("emails", socialtest.GarbageHTML) }, "Failed to get user information from provider"},
+			{"GitHub /user/emails returns the wrong JSON", func() { gh.SetGarbage("emails", socialtest.GarbageShape) }, "Failed to get user information from provider"},
 		}
 		for _, tc := range ghTests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -1188,6 +1193,10 @@ func TestSocialProviderFailures(t *testing.T) {
 					gh.SetAPIError(0, 0)
 					gh.SetDelay("token", 0)
 					gh.SetDelay("user", 0)
+					gh.SetDelay("emails", 0)
+					for _, ep := range []string{"token", "user", "emails"} {
+						gh.SetGarbage(ep, socialtest.GarbageNone)
+					}
 				}()
 				socFinishFails(t, e, l, http.StatusUnauthorized, "AUTH_006", tc.msg)
 			})
@@ -1223,8 +1232,9 @@ func TestSocialProviderFailures(t *testing.T) {
 			before := socDB(t, e)
 			socErr(t, socialtest.StartResponse(e, "acme", socRedirect), http.StatusBadRequest, "VAL_006",
 				"The OAuth provider cannot be reached; try again later")
-			if socDB(t, e) != before || socCount(t, e, `SELECT COUNT(*) FROM oauth_states WHERE provider = 'acme'`) != 0 {
-				t.Fatal("database changed")
+			socUnchanged(t, e, before)
+			if n := socCount(t, e, `SELECT COUNT(*) FROM oauth_states WHERE provider = 'acme'`); n != 0 {
+				t.Fatalf("%d states stored for a provider that is down", n)
 			}
 		})
 	}, apitest.WithEnv("OAUTH_HTTP_TIMEOUT_SECONDS", "1"))
@@ -1232,8 +1242,13 @@ func TestSocialProviderFailures(t *testing.T) {
 	t.Run("slow discovery", func(t *testing.T) {
 		socialEach(t, func(t *testing.T, e *apitest.Env, f *socFakes) {
 			f.Google.SetDelay("discovery", 5*time.Second)
+			before := socDB(t, e)
 			socErr(t, socialtest.StartResponse(e, "google", socRedirect), http.StatusBadRequest, "VAL_006",
 				"The OAuth provider cannot be reached; try again later")
+			socUnchanged(t, e, before)
+			if n := socCount(t, e, `SELECT COUNT(*) FROM oauth_states`); n != 0 {
+				t.Fatalf("%d states stored for a provider that did not answer", n)
+			}
 		}, apitest.WithEnv("OAUTH_HTTP_TIMEOUT_SECONDS", "1"))
 	})
 
@@ -1248,6 +1263,100 @@ func TestSocialProviderFailures(t *testing.T) {
 			}
 		}, apitest.WithEnv("OAUTH_GOOGLE_CLIENT_SECRET", "wrong"), apitest.WithEnv("OAUTH_GITHUB_CLIENT_SECRET", "wrong"))
 	})
+}
+
+// OpenID Connect endpoints other than the token endpoint failing: the
+// discovery document, the JWKS and userinfo, each answering garbage (an HTML
+// page labelled JSON, or JSON of the wrong shape) or too slowly. Every case
+// is a 4xx in the envelope that changes nothing, and the provider works
+// again once it answers properly. A moved clock lets the JWKS cache expire
+// and discovery be retried without waiting.
+func TestSocialOIDCEndpointFailures(t *testing.T) {
+	const (
+		down     = "The OAuth provider cannot be reached; try again later"
+		jwksFail = "Failed to verify ID token"
+		infoFail = "Failed to get user information from provider"
+	)
+	socialEach(t, func(t *testing.T, e *apitest.Env, f *socFakes) {
+		g, acme := f.Google, f.Acme
+		clock := socUseClock(e, g, acme)
+		n := 0
+		fresh := func(p *socialtest.OIDC) {
+			n++
+			p.SetUser(socialtest.OIDCUser{Subject: fmt.Sprintf("fail-%d", n), Email: fmt.Sprintf("fail%d@example.com", n), EmailVerified: true})
+		}
+
+		// Discovery happens at the first authorize and is not cached when
+		// it fails: acme has never been used.
+		t.Run("discovery", func(t *testing.T) {
+			for _, tc := range []struct {
+				name  string
+				setup func()
+			}{
+				{"returns HTML", func() { acme.SetGarbage("discovery", socialtest.GarbageHTML) }},
+				{"has unusable endpoints", func() { acme.SetGarbage("discovery", socialtest.GarbageShape) }},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					tc.setup()
+					defer acme.SetGarbage("discovery", socialtest.GarbageNone)
+					clock.Add(6 * time.Second) // past the retry pause of the previous failure
+					before := socDB(t, e)
+					socErr(t, socialtest.StartResponse(e, "acme", socRedirect), http.StatusBadRequest, "VAL_006", down)
+					socUnchanged(t, e, before)
+					if n := socCount(t, e, `SELECT COUNT(*) FROM oauth_states`); n != 0 {
+						t.Fatalf("%d states stored", n)
+					}
+				})
+			}
+			clock.Add(6 * time.Second)
+			fresh(acme)
+			socOK(t, socialtest.Dance(t, e, "acme", socRedirect))
+		})
+
+		// One good login caches Google's JWKS; each case then lets the
+		// cache expire, so the callback must fetch it again.
+		fresh(g)
+		socOK(t, socialtest.Dance(t, e, "google", socRedirect))
+		tests := []struct {
+			name  string
+			setup func()
+			reset func()
+			msg   string
+		}{
+			{"JWKS slow (timeout)", func() { g.SetDelay("jwks", 5*time.Second) }, func() { g.SetDelay("jwks", 0) }, jwksFail},
+			{"userinfo slow (timeout)", func() {
+				g.SetEmailOnlyInUserInfo(true)
+				g.SetDelay("userinfo", 5*time.Second)
+			}, func() { g.SetEmailOnlyInUserInfo(false); g.SetDelay("userinfo", 0) }, infoFail},
+			{"JWKS returns HTML", func() { g.SetGarbage("jwks", socialtest.GarbageHTML) }, func() { g.SetGarbage("jwks", socialtest.GarbageNone) }, jwksFail},
+			{"JWKS keys is not a list", func() { g.SetGarbage("jwks", socialtest.GarbageShape) }, func() { g.SetGarbage("jwks", socialtest.GarbageNone) }, jwksFail},
+			{"userinfo returns HTML", func() {
+				g.SetEmailOnlyInUserInfo(true)
+				g.SetGarbage("userinfo", socialtest.GarbageHTML)
+			}, func() { g.SetEmailOnlyInUserInfo(false); g.SetGarbage("userinfo", socialtest.GarbageNone) }, infoFail},
+			{"userinfo has a numeric sub", func() {
+				g.SetEmailOnlyInUserInfo(true)
+				g.SetGarbage("userinfo", socialtest.GarbageShape)
+			}, func() { g.SetEmailOnlyInUserInfo(false); g.SetGarbage("userinfo", socialtest.GarbageNone) }, infoFail},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				clock.Add(25 * time.Hour) // the JWKS cache (at most 24 h) has expired
+				fresh(g)
+				tc.setup()
+				defer tc.reset()
+				socFinishFails(t, e, socialtest.Begin(t, e, "google", socRedirect).Approve(t), http.StatusUnauthorized, "AUTH_006", tc.msg)
+			})
+		}
+
+		t.Run("the provider works again afterwards", func(t *testing.T) {
+			clock.Add(11 * time.Second) // past the retry pause of a failed JWKS fetch
+			fresh(g)
+			if got := socOK(t, socialtest.Dance(t, e, "google", socRedirect)); !*got.IsNewUser {
+				t.Fatal("not a new user")
+			}
+		})
+	}, apitest.WithEnv("OAUTH_HTTP_TIMEOUT_SECONDS", "1"))
 }
 
 func TestSocialOddProviderData(t *testing.T) {
@@ -1277,9 +1386,7 @@ func TestSocialOddProviderData(t *testing.T) {
 			if _, msg, _ := r.ErrorCode(t); msg != "Provider returned an invalid user ID" {
 				t.Fatalf("message %q", msg)
 			}
-			if socDB(t, e) != before {
-				t.Fatal("database changed")
-			}
+			socUnchanged(t, e, before)
 		})
 
 		t.Run("an unusable email is refused with a 4xx", func(t *testing.T) {
@@ -1292,39 +1399,146 @@ func TestSocialOddProviderData(t *testing.T) {
 					t.Fatalf("email %.30q: status %d %s", email, r.Status, r.Body)
 				}
 				r.ErrorCode(t)
-				if socDB(t, e) != before {
-					t.Fatal("database changed")
-				}
+				socUnchanged(t, e, before)
 			}
 		})
 	})
 }
 
+// socClock is a clock a test moves by hand. socUseClock gives it to the
+// social-login service (states, the JWKS cache, ID-token checks) and to
+// fake providers (their ID tokens' iat and exp), so hours pass at once.
+type socClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *socClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *socClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+func socUseClock(e *apitest.Env, fakes ...*socialtest.OIDC) *socClock {
+	c := &socClock{now: time.Now()}
+	e.App.Social.Now = c.Now
+	for _, f := range fakes {
+		f.SetClock(c.Now)
+	}
+	return c
+}
+
+// The JWKS is cached per its Cache-Control (fix 10) and refetched early for
+// a key it does not hold, at most every 10 seconds (docs/DECISIONS.md).
 func TestSocialJWKSCaching(t *testing.T) {
 	socialEach(t, func(t *testing.T, e *apitest.Env, f *socFakes) {
 		g := f.Google
-		for i := range 3 {
-			g.SetUser(socialtest.OIDCUser{Subject: fmt.Sprintf("cache-%d", i), Email: fmt.Sprintf("cache%d@example.com", i), EmailVerified: true})
-			socOK(t, socialtest.Dance(t, e, "google", socRedirect))
+		clock := socUseClock(e, g)
+		n := 0
+		login := func() apitest.Response {
+			n++
+			g.SetUser(socialtest.OIDCUser{Subject: fmt.Sprintf("cache-%d", n), Email: fmt.Sprintf("cache%d@example.com", n), EmailVerified: true})
+			return socialtest.Dance(t, e, "google", socRedirect)
 		}
-		if n := g.JWKSFetches(); n != 1 {
-			t.Fatalf("JWKS fetched %d times for 3 logins, want 1 (cached)", n)
+		wantFetches := func(want int, why string) {
+			t.Helper()
+			if got := g.JWKSFetches(); got != want {
+				t.Fatalf("JWKS fetched %d times, want %d: %s", got, want, why)
+			}
 		}
+
+		for range 3 {
+			socOK(t, login())
+		}
+		wantFetches(1, "three logins within max-age use one fetch")
 		if n := g.DiscoveryRequests(); n != 1 {
 			t.Fatalf("discovery fetched %d times, want 1", n)
 		}
+
+		// A rotation shortly after a fetch: the new kid is refetched once
+		// the 10 seconds have passed, and the rotated set is cached.
+		clock.Add(11 * time.Second)
 		g.RotateKey(t)
-		g.SetUser(socialtest.OIDCUser{Subject: "cache-0", Email: "cache0@example.com", EmailVerified: true})
-		if got := socOK(t, socialtest.Dance(t, e, "google", socRedirect)); *got.IsNewUser {
-			t.Fatal("new user after rotation")
+		socOK(t, login())
+		wantFetches(2, "refetched once for the new kid")
+		socOK(t, login())
+		wantFetches(2, "the rotated set is cached")
+
+		// Garbage kids: one refetch, then none within 10 seconds.
+		g.SetSignMode(socialtest.SignUnknownKid)
+		clock.Add(11 * time.Second)
+		for range 3 {
+			socFinishFails(t, e, socialtest.Begin(t, e, "google", socRedirect).Approve(t), http.StatusUnauthorized, "AUTH_006", "Invalid ID token signature")
 		}
-		if n := g.JWKSFetches(); n != 2 {
-			t.Fatalf("JWKS fetched %d times after a rotation, want 2 (refetched once for the unknown kid)", n)
+		wantFetches(3, "three unknown kids within 10 seconds make one refetch")
+		clock.Add(11 * time.Second)
+		socFinishFails(t, e, socialtest.Begin(t, e, "google", socRedirect).Approve(t), http.StatusUnauthorized, "AUTH_006", "Invalid ID token signature")
+		wantFetches(4, "another refetch after 10 seconds")
+		g.SetSignMode(socialtest.SignCurrent)
+		socOK(t, login())
+		wantFetches(4, "the current key is still cached")
+
+		// A max-age under a minute counts as a minute; none as an hour.
+		a := f.Acme
+		a.SetClock(clock.Now)
+		for _, tc := range []struct {
+			cacheControl   string
+			within, beyond time.Duration
+		}{{"public, max-age=5", 59 * time.Second, 2 * time.Second}, {"", 59 * time.Minute, 2 * time.Minute}} {
+			a.SetJWKSCacheControl(tc.cacheControl)
+			clock.Add(24 * time.Hour) // whatever is cached has expired
+			before := a.JWKSFetches()
+			a.SetUser(socialtest.OIDCUser{Subject: "acme-cache", Email: "acme-cache@example.com", EmailVerified: true})
+			socOK(t, socialtest.Dance(t, e, "acme", socRedirect))
+			clock.Add(tc.within)
+			socOK(t, socialtest.Dance(t, e, "acme", socRedirect))
+			if got := a.JWKSFetches() - before; got != 1 {
+				t.Fatalf("Cache-Control %q: %d fetches within %v, want 1", tc.cacheControl, got, tc.within)
+			}
+			clock.Add(tc.beyond)
+			socOK(t, socialtest.Dance(t, e, "acme", socRedirect))
+			if got := a.JWKSFetches() - before; got != 2 {
+				t.Fatalf("Cache-Control %q: %d fetches after %v, want 2", tc.cacheControl, got, tc.within+tc.beyond)
+			}
 		}
-		socOK(t, socialtest.Dance(t, e, "google", socRedirect))
-		if n := g.JWKSFetches(); n != 2 {
-			t.Fatalf("JWKS fetched %d times, want the rotated set cached", n)
-		}
+	})
+
+	t.Run("a withdrawn key verifies until the cache expires, then never", func(t *testing.T) {
+		socialEach(t, func(t *testing.T, e *apitest.Env, f *socFakes) {
+			g := f.Google
+			clock := socUseClock(e, g) // the fake's JWKS says max-age=3600
+			g.SetUser(socialtest.OIDCUser{Subject: "before", Email: "before@example.com", EmailVerified: true})
+			socOK(t, socialtest.Dance(t, e, "google", socRedirect))
+
+			// The provider withdraws its key, which keeps signing (a leak).
+			leaked := g.CurrentKid()
+			g.WithdrawKey(leaked)
+			clock.Add(59 * time.Minute)
+			g.SetUser(socialtest.OIDCUser{Subject: "within", Email: "within@example.com", EmailVerified: true})
+			socOK(t, socialtest.Dance(t, e, "google", socRedirect))
+			if n := g.JWKSFetches(); n != 1 {
+				t.Fatalf("JWKS fetched %d times within max-age, want 1", n)
+			}
+
+			clock.Add(2 * time.Minute) // 61 minutes after the fetch
+			g.SetUser(socialtest.OIDCUser{Subject: "after", Email: "after@example.com", EmailVerified: true})
+			l := socialtest.Begin(t, e, "google", socRedirect).Approve(t)
+			socFinishFails(t, e, l, http.StatusUnauthorized, "AUTH_006", "Invalid ID token signature")
+			if kid := socJWTHeader(t, g.Issued()[len(g.Issued())-1].IDToken)["kid"]; kid != leaked {
+				t.Fatalf("the refused ID token was signed by %v, want the withdrawn %s", kid, leaked)
+			}
+			if n := g.JWKSFetches(); n != 2 {
+				t.Fatalf("JWKS fetched %d times, want 2 (refetched once the cache expired)", n)
+			}
+			if n := socCount(t, e, `SELECT COUNT(*) FROM users WHERE email = 'after@example.com'`); n != 0 {
+				t.Fatal("an account was created from a token signed by a withdrawn key")
+			}
+
+			// Once the provider signs with a published key, logins work.
+			g.RotateKey(t)
+			clock.Add(11 * time.Second)
+			if got := socOK(t, socialtest.Dance(t, e, "google", socRedirect)); !*got.IsNewUser || got.User.Email != "after@example.com" {
+				t.Fatalf("after the rotation: %+v", got.User)
+			}
+		})
 	})
 }
 
@@ -1373,6 +1587,84 @@ func TestSocialGenericOIDCProvider(t *testing.T) {
 			t.Fatal("an acme subject logged in at Google")
 		}
 	}, apitest.WithEnv("TRUSTED_PROXIES", "127.0.0.1/32"))
+}
+
+// An issuer ending in "/" (Auth0's do) is used exactly as configured: OpenID
+// Connect discovery and the ID tokens' iss must match it character for
+// character, so trimming the "/" made every login fail.
+func TestSocialIssuerWithTrailingSlash(t *testing.T) {
+	for _, engine := range dbtest.Engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			t.Parallel()
+			f := socNewFakes(t)
+			f.Google.SetIssuerTrailingSlash(true)
+			f.Acme.SetIssuerTrailingSlash(true)
+			e := apitest.New(t, engine, f.env()...)
+			for _, p := range []struct {
+				name string
+				fake *socialtest.OIDC
+			}{{"google", f.Google}, {"acme", f.Acme}} {
+				if !strings.HasSuffix(p.fake.Issuer(), "/") {
+					t.Fatalf("fake issuer %q", p.fake.Issuer())
+				}
+				p.fake.SetUser(socialtest.OIDCUser{Subject: "slash-" + p.name, Email: p.name + "@slash.example", EmailVerified: true, GivenName: "Slash"})
+				got := socOK(t, socialtest.Dance(t, e, p.name, socRedirect))
+				if !*got.IsNewUser || got.User.Email != p.name+"@slash.example" {
+					t.Fatalf("%s: user %+v", p.name, got.User)
+				}
+				issued := p.fake.Issued()
+				if iss := socJWTClaims(t, issued[len(issued)-1].IDToken)["iss"]; iss != p.fake.Issuer() {
+					t.Fatalf("%s: the ID token's iss is %v, want %q", p.name, iss, p.fake.Issuer())
+				}
+				if again := socOK(t, socialtest.Dance(t, e, p.name, socRedirect)); *again.IsNewUser || again.User.ID != got.User.ID {
+					t.Fatalf("%s: second login %+v", p.name, again.User)
+				}
+			}
+		})
+	}
+
+	// Exactness cuts both ways: an issuer configured without the "/" of
+	// the provider's is refused at discovery, before anything is stored.
+	t.Run("configured without the provider's slash", func(t *testing.T) {
+		for _, engine := range dbtest.Engines(t) {
+			t.Run(string(engine), func(t *testing.T) {
+				t.Parallel()
+				f := socNewFakes(t)
+				f.Acme.SetIssuerTrailingSlash(true)
+				e := apitest.New(t, engine, append(f.env(), apitest.WithEnv("OAUTH_OIDC_ACME_ISSUER", f.Acme.URL()))...)
+				before := socDB(t, e)
+				socErr(t, socialtest.StartResponse(e, "acme", socRedirect), http.StatusBadRequest, "VAL_006",
+					"The OAuth provider cannot be reached; try again later")
+				socUnchanged(t, e, before)
+				if n := socCount(t, e, `SELECT COUNT(*) FROM oauth_states`); n != 0 {
+					t.Fatalf("%d states stored", n)
+				}
+			})
+		}
+	})
+}
+
+// socJWTClaims decodes the payload of a JWT without checking it.
+func socJWTClaims(t *testing.T, raw string) map[string]any { t.Helper(); return socJWTPart(t, raw, 1) }
+
+// socJWTHeader decodes the header of a JWT.
+func socJWTHeader(t *testing.T, raw string) map[string]any { t.Helper(); return socJWTPart(t, raw, 0) }
+
+func socJWTPart(t *testing.T, raw string, i int) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %.40q", raw)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func TestSocialSchedulerPurgesExpiredStates(t *testing.T) {

@@ -73,15 +73,21 @@ func (g *GitHub) Exchange(ctx context.Context, code string, req AuthRequest) (Id
 		Primary  bool   `json:"primary"`
 		Verified bool   `json:"verified"`
 	}
-	if err := g.get(ctx, tok.AccessToken, "/user/emails", &emails); err == nil {
-		for _, e := range emails {
-			if e.Primary && e.Verified {
-				id.Email, id.EmailVerified = e.Email, true
-			}
+	if err := g.get(ctx, tok.AccessToken, "/user/emails", &emails); err != nil {
+		// Without the list nobody knows whether an address is verified.
+		// Falling back to the public profile email (unverified) would let an
+		// outage decide where a login lands and which email a link records,
+		// so the login is refused like a failed /user (docs/DECISIONS.md).
+		return Identity{}, ErrUserInfo.Wrap(err)
+	}
+	for _, e := range emails {
+		if e.Primary && e.Verified {
+			id.Email, id.EmailVerified = e.Email, true
 		}
 	}
 	if id.Email == "" {
-		// The public profile email, unverified as far as we know.
+		// No primary verified address: the public profile email,
+		// unverified as far as we know.
 		id.Email = u.Email
 	}
 	id.Email = strings.ToLower(strings.TrimSpace(id.Email))

@@ -98,17 +98,20 @@ func NewService(cfg config.Social, store Store, sessions Sessions, box *seal.Box
 	client := &http.Client{Timeout: cfg.HTTPTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}
-	var ps []Provider
+	s := &Service{cfg: cfg, store: store, sessions: sessions, box: box, Now: time.Now}
+	// The providers read the service's clock, so a test that sets Now
+	// moves the JWKS cache and the ID-token checks too.
+	now := func() time.Time { return s.Now() }
 	if cfg.Google.ClientID != "" && cfg.Google.ClientSecret != "" {
-		ps = append(ps, NewOIDC(cfg.Google, client))
+		s.providers = append(s.providers, NewOIDC(cfg.Google, client, now))
 	}
 	if cfg.GitHub.ClientID != "" && cfg.GitHub.ClientSecret != "" {
-		ps = append(ps, NewGitHub(cfg.GitHub, client))
+		s.providers = append(s.providers, NewGitHub(cfg.GitHub, client))
 	}
 	for _, p := range cfg.OIDC {
-		ps = append(ps, NewOIDC(p, client))
+		s.providers = append(s.providers, NewOIDC(p, client, now))
 	}
-	return &Service{cfg: cfg, providers: ps, store: store, sessions: sessions, box: box, Now: time.Now}
+	return s
 }
 
 // Enabled reports whether social login is on and at least one provider is.

@@ -45,6 +45,7 @@ type GitHub struct {
 	user           GitHubUser
 	userStatus     int // non-zero: /user answers this status
 	emailsStatus   int // non-zero: /user/emails answers this status
+	garbage        map[string]Garbage
 	delays         map[string]time.Duration
 	closing        chan struct{}
 	closed         bool
@@ -61,7 +62,8 @@ type GitHub struct {
 func NewGitHub(t testing.TB, clientID, clientSecret string) *GitHub {
 	t.Helper()
 	g := &GitHub{ClientID: clientID, ClientSecret: clientSecret, delays: map[string]time.Duration{}, closing: make(chan struct{}),
-		codes: map[string]githubCode{}, accessTokens: map[string]GitHubUser{},
+		garbage: map[string]Garbage{},
+		codes:   map[string]githubCode{}, accessTokens: map[string]GitHubUser{},
 		user: GitHubUser{ID: 583231, Login: "octocat", Name: "The Octocat", Email: "octocat@github.com",
 			Emails: []GitHubEmail{{Email: "octocat@github.com", Primary: true, Verified: true}}}}
 	mux := http.NewServeMux()
@@ -99,6 +101,16 @@ func (g *GitHub) SetUser(u GitHubUser) { g.mu.Lock(); g.user = u; g.mu.Unlock() 
 func (g *GitHub) SetAPIError(userStatus, emailsStatus int) {
 	g.mu.Lock()
 	g.userStatus, g.emailsStatus = userStatus, emailsStatus
+	g.mu.Unlock()
+}
+
+// SetGarbage makes an endpoint ("token", "user", "emails") answer garbage
+// with status 200 to a valid request; GarbageNone restores it. The wrong
+// shapes are a token answer whose access_token is a number, a /user whose
+// id is not a number, and a /user/emails that is an object, not a list.
+func (g *GitHub) SetGarbage(endpoint string, kind Garbage) {
+	g.mu.Lock()
+	g.garbage[endpoint] = kind
 	g.mu.Unlock()
 }
 
@@ -217,6 +229,9 @@ func (g *GitHub) token(w http.ResponseWriter, r *http.Request) {
 	}
 	delete(g.codes, tr.Code)
 	g.tokenRequests = append(g.tokenRequests, tr)
+	if writeGarbage(w, g.garbage["token"], map[string]any{"access_token": 42, "token_type": "bearer"}) {
+		return
+	}
 	at := randomToken("gho")
 	g.accessTokens[at] = c.user
 	g.issued = append(g.issued, Issued{AccessToken: at})
@@ -254,7 +269,7 @@ func (g *GitHub) apiUser(w http.ResponseWriter, r *http.Request) {
 	status := g.userStatus
 	g.mu.Unlock()
 	u, ok := g.apiAuth(w, r, status)
-	if !ok {
+	if !ok || g.garbled(w, "user", map[string]any{"id": "not-a-number", "login": u.Login}) {
 		return
 	}
 	body := map[string]any{"login": u.Login, "name": nil, "email": nil, "type": "User"}
@@ -275,7 +290,7 @@ func (g *GitHub) apiEmails(w http.ResponseWriter, r *http.Request) {
 	status := g.emailsStatus
 	g.mu.Unlock()
 	u, ok := g.apiAuth(w, r, status)
-	if !ok {
+	if !ok || g.garbled(w, "emails", map[string]any{"message": "not a list", "emails": u.Emails}) {
 		return
 	}
 	list := u.Emails
@@ -283,4 +298,12 @@ func (g *GitHub) apiEmails(w http.ResponseWriter, r *http.Request) {
 		list = []GitHubEmail{}
 	}
 	writeJSON(w, http.StatusOK, list)
+}
+
+// garbled answers the endpoint's garbage, if it is set to.
+func (g *GitHub) garbled(w http.ResponseWriter, endpoint string, shape any) bool {
+	g.mu.Lock()
+	kind := g.garbage[endpoint]
+	g.mu.Unlock()
+	return writeGarbage(w, kind, shape)
 }

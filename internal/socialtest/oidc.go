@@ -58,6 +58,31 @@ const (
 	SignNone                       // alg "none", unsigned
 )
 
+// Garbage is how an endpoint answers garbage: with status 200, as a proxy
+// or a broken deployment would.
+type Garbage int
+
+const (
+	GarbageNone  Garbage = iota // a proper answer
+	GarbageHTML                 // an HTML error page labelled application/json
+	GarbageShape                // valid JSON of the wrong shape for the endpoint
+)
+
+// writeGarbage answers g, with shape as the wrong-shaped JSON; it reports
+// false (and writes nothing) for GarbageNone.
+func writeGarbage(w http.ResponseWriter, g Garbage, shape any) bool {
+	switch g {
+	case GarbageHTML:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("<html><body><h1>502 Bad Gateway</h1></body></html>"))
+		return true
+	case GarbageShape:
+		writeJSON(w, http.StatusOK, shape)
+		return true
+	}
+	return false
+}
+
 // AuthorizationRequest is what arrived at an authorization endpoint.
 type AuthorizationRequest struct {
 	ResponseType        string
@@ -90,8 +115,9 @@ type Issued struct {
 }
 
 type signingKey struct {
-	kid string
-	key *rsa.PrivateKey
+	kid       string
+	key       *rsa.PrivateKey
+	withdrawn bool // no longer in the JWKS (it may still sign: a leaked key)
 }
 
 type oidcCode struct {
@@ -114,10 +140,14 @@ type OIDC struct {
 	claimsHook        func(map[string]any)
 	emailInUserInfo   bool // email and email_verified only in userinfo
 	noRefreshToken    bool
+	issuerSlash       bool // the issuer is URL() + "/"
+	jwksCacheControl  string
+	garbage           map[string]Garbage // by endpoint
+	now               func() time.Time   // the clock of iat and exp
 	delays            map[string]time.Duration
 	closing           chan struct{}
 	closed            bool
-	keys              []signingKey // keys[len-1] signs; all are published
+	keys              []signingKey // keys[len-1] signs; all but the withdrawn are published
 	foreign           *rsa.PrivateKey
 	codes             map[string]oidcCode
 	accessTokens      map[string]OIDCUser
@@ -133,8 +163,9 @@ type OIDC struct {
 // ends.
 func NewOIDC(t testing.TB, clientID, clientSecret string) *OIDC {
 	t.Helper()
-	p := &OIDC{ClientID: clientID, ClientSecret: clientSecret, delays: map[string]time.Duration{},
-		closing: make(chan struct{}), codes: map[string]oidcCode{}, accessTokens: map[string]OIDCUser{},
+	p := &OIDC{ClientID: clientID, ClientSecret: clientSecret, delays: map[string]time.Duration{}, now: time.Now, garbage: map[string]Garbage{},
+		jwksCacheControl: "public, max-age=3600",
+		closing:          make(chan struct{}), codes: map[string]oidcCode{}, accessTokens: map[string]OIDCUser{},
 		user: OIDCUser{Subject: "1000001", Email: "user@example.com", EmailVerified: true, GivenName: "Test", FamilyName: "User", Name: "Test User"}}
 	p.keys = []signingKey{{kid: "key-1", key: newKey(t)}}
 	p.foreign = newKey(t)
@@ -158,8 +189,31 @@ func newKey(t testing.TB) *rsa.PrivateKey {
 	return k
 }
 
-// URL is the issuer (and base URL) of the provider.
+// URL is the base URL of the provider, and its issuer unless
+// SetIssuerTrailingSlash is on.
 func (p *OIDC) URL() string { return p.Server.URL }
+
+// Issuer is the provider's issuer, as its discovery document and ID tokens
+// state it.
+func (p *OIDC) Issuer() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.issuer()
+}
+
+// issuer is Issuer with p.mu held.
+func (p *OIDC) issuer() string {
+	if p.issuerSlash {
+		return p.Server.URL + "/"
+	}
+	return p.Server.URL
+}
+
+// SetIssuerTrailingSlash makes the issuer URL() + "/", as Auth0's issuers
+// are: discovery stays at URL()/.well-known/openid-configuration (OpenID
+// Connect Discovery §4 drops the trailing "/" before appending the path),
+// but the document's issuer and every ID token's iss end in "/".
+func (p *OIDC) SetIssuerTrailingSlash(on bool) { p.mu.Lock(); p.issuerSlash = on; p.mu.Unlock() }
 
 // Close takes the provider down: later connections are refused.
 func (p *OIDC) Close() {
@@ -214,6 +268,52 @@ func (p *OIDC) RotateKey(t testing.TB) string {
 	kid := fmt.Sprintf("key-%d", len(p.keys)+1)
 	p.keys = append(p.keys, signingKey{kid: kid, key: k})
 	return kid
+}
+
+// WithdrawKey takes the key kid out of the JWKS, as a provider does with a
+// compromised key. If it is the current key it keeps signing ID tokens (as
+// whoever stole it would) until RotateKey.
+func (p *OIDC) WithdrawKey(kid string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.keys {
+		if p.keys[i].kid == kid {
+			p.keys[i].withdrawn = true
+		}
+	}
+}
+
+// CurrentKid is the kid of the key that signs ID tokens.
+func (p *OIDC) CurrentKid() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keys[len(p.keys)-1].kid
+}
+
+// SetGarbage makes an endpoint ("discovery", "jwks", "userinfo") answer
+// garbage with status 200; GarbageNone restores it. (The token endpoint's
+// garbage is SetTokenMode(TokenGarbage).) The wrong shapes are a discovery
+// document with a relative authorization endpoint and no token endpoint, a
+// JWKS whose keys is not a list, and userinfo whose sub is a number.
+func (p *OIDC) SetGarbage(endpoint string, g Garbage) {
+	p.mu.Lock()
+	p.garbage[endpoint] = g
+	p.mu.Unlock()
+}
+
+// SetJWKSCacheControl sets the Cache-Control header of the JWKS ("" leaves
+// it out); the default is "public, max-age=3600".
+func (p *OIDC) SetJWKSCacheControl(v string) { p.mu.Lock(); p.jwksCacheControl = v; p.mu.Unlock() }
+
+// SetClock sets the clock ID tokens' iat and exp are computed from (nil:
+// the real one), to follow a service whose clock a test moves.
+func (p *OIDC) SetClock(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	p.mu.Lock()
+	p.now = now
+	p.mu.Unlock()
 }
 
 // JWKSFetches counts GET /jwks.
@@ -279,10 +379,15 @@ func wait(r *http.Request, d time.Duration, closing <-chan struct{}) bool {
 func (p *OIDC) discovery(w http.ResponseWriter, _ *http.Request) {
 	p.mu.Lock()
 	p.discoveryRequests++
+	issuer := p.issuer()
+	garbage := p.garbage["discovery"]
 	p.mu.Unlock()
 	base := p.Server.URL
+	if writeGarbage(w, garbage, map[string]any{"issuer": issuer, "authorization_endpoint": "/authorize", "jwks_uri": base + "/jwks"}) {
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                base,
+		"issuer":                                issuer,
 		"authorization_endpoint":                base + "/authorize",
 		"token_endpoint":                        base + "/token",
 		"jwks_uri":                              base + "/jwks",
@@ -448,9 +553,9 @@ func userClaims(u OIDCUser, withEmail bool) map[string]any {
 
 // idToken signs the ID token of a code (p.mu held).
 func (p *OIDC) idToken(c oidcCode) (string, error) {
-	now := time.Now()
+	now := p.now()
 	claims := userClaims(c.user, !p.emailInUserInfo)
-	claims["iss"] = p.Server.URL
+	claims["iss"] = p.issuer()
 	claims["aud"] = c.req.ClientID
 	claims["azp"] = c.req.ClientID
 	claims["iat"] = now.Unix()
@@ -485,12 +590,22 @@ func (p *OIDC) jwks(w http.ResponseWriter, _ *http.Request) {
 	p.jwksFetches++
 	keys := make([]map[string]string, 0, len(p.keys))
 	for _, k := range p.keys {
+		if k.withdrawn {
+			continue
+		}
 		keys = append(keys, map[string]string{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": k.kid,
 			"n": base64.RawURLEncoding.EncodeToString(k.key.N.Bytes()),
 			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.key.E)).Bytes())})
 	}
+	cc := p.jwksCacheControl
+	garbage := p.garbage["jwks"]
 	p.mu.Unlock()
-	w.Header().Set("Cache-Control", "public, max-age=3600")
+	if cc != "" {
+		w.Header().Set("Cache-Control", cc)
+	}
+	if writeGarbage(w, garbage, map[string]any{"keys": "none"}) {
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
 }
 
@@ -499,10 +614,14 @@ func (p *OIDC) userinfo(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.userinfoRequests++
 	u, known := p.accessTokens[tok]
+	garbage := p.garbage["userinfo"]
 	p.mu.Unlock()
 	if !ok || !known {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
+		return
+	}
+	if writeGarbage(w, garbage, map[string]any{"sub": 42, "email": u.Email, "email_verified": true}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, userClaims(u, true))
