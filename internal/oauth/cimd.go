@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
@@ -156,6 +157,15 @@ func (f *MetadataFetcher) fetch(ctx context.Context, rawURL string) (clientMetad
 	case doc.TokenEndpointAuthMethod != "" && doc.TokenEndpointAuthMethod != "none":
 		return clientMetadata{}, 0, errors.New("only token_endpoint_auth_method none is supported")
 	}
+	// client_name is required (CIMD draft §4): the consent page names the
+	// client by it, and a name made up here would read as if checked. As for
+	// dynamic registration, it must be plain text of at most 255 characters.
+	switch name := strings.TrimSpace(doc.ClientName); {
+	case name == "":
+		return clientMetadata{}, 0, errors.New("client_name required")
+	case utf8.RuneCountInString(name) > 255 || hasControl(name) || strings.ContainsAny(name, "<>"):
+		return clientMetadata{}, 0, errors.New("its client_name must be at most 255 characters without control characters or markup")
+	}
 	for _, r := range doc.RedirectURIs {
 		if why := ValidateRedirectURI(r); why != "" {
 			return clientMetadata{}, 0, fmt.Errorf("redirect_uri %s %s", truncate(r, 100), why)
@@ -209,11 +219,7 @@ func (s *Service) metadataClient(ctx context.Context, clientID string) (Client, 
 	if strings.TrimSpace(doc.Scope) != "" {
 		scopes = intersect(ParseScope(doc.Scope), dynamicScopes())
 	}
-	name := strings.TrimSpace(doc.ClientName)
-	if name == "" || hasControl(name) || strings.ContainsAny(name, "<>") {
-		u, _ := url.Parse(clientID)
-		name = u.Host
-	}
+	name := strings.TrimSpace(doc.ClientName) // checked by fetch
 	appType := "native"
 	if slices.ContainsFunc(doc.RedirectURIs, func(r string) bool { u, _ := url.Parse(r); return u != nil && u.Scheme == "https" }) {
 		appType = "web"
