@@ -286,6 +286,17 @@ func TestClientMetadataDocuments(t *testing.T) {
 			if n := e.Count(`SELECT COUNT(*) FROM oauth_clients WHERE client_id = $1 AND registration_type = 'metadata'`, c.ID); n != 1 {
 				t.Fatalf("%d cached rows for the document client", n)
 			}
+			// Once the cached copy has expired, the next authorization fetches
+			// the document again, and caches the new copy.
+			e.Exec(`UPDATE oauth_clients SET metadata_expires_at = created_at WHERE client_id = $1`, c.ID)
+			oaFlow(t, e, c, s.alice.Access, url.Values{"scope": {"read:users"}})
+			if got := cs.fetches.Load(); got != fetched+1 {
+				t.Fatalf("an expired cache entry led to %d fetches, want 1", got-fetched)
+			}
+			oaFlow(t, e, c, s.alice.Access, url.Values{"scope": {"read:users"}})
+			if got := cs.fetches.Load(); got != fetched+1 {
+				t.Fatalf("the document fetched again was not cached (%d fetches, want 1)", got-fetched)
+			}
 			// A redirect URI the document does not list is refused, to the user.
 			_, ch := oaPKCE()
 			v := oaParams(oaClient{ID: c.ID, Redirect: "http://127.0.0.1:7777/other"}, ch, url.Values{"scope": {"read:users"}})
