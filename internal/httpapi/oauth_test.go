@@ -2080,6 +2080,31 @@ func TestOAuthUserInfo(t *testing.T) {
 			r.JSON(t)["error"] != "invalid_token" {
 			t.Fatalf("userinfo with a revoked token: %d %q %s", r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
 		}
+		// The audience: the client itself (no resource) or the API, to which
+		// userinfo belongs; a token only for /mcp or another resource server
+		// is refused as invalid_token (RFC 6750 §3.1), so that a resource
+		// server cannot replay the tokens it receives.
+		for name, res := range map[string][]string{"API": {e.Config.Provider.APIResource},
+			"API and /mcp": {e.Config.Provider.APIResource, e.Config.Provider.MCPResource}} {
+			tok := oaFlow(t, e, s.conf, s.alice.Access, url.Values{"scope": {"openid email"}, "resource": res})
+			if m := oaUserinfo(e, tok.AccessToken).Expect(t, http.StatusOK, "").JSON(t); m["sub"] != s.alice.UserID {
+				t.Fatalf("userinfo with a token for the %s: %v", name, m)
+			}
+		}
+		for name, res := range map[string]string{"/mcp": e.Config.Provider.MCPResource, "another resource server": "https://mcp.example.com/mcp"} {
+			tok := oaFlow(t, e, s.conf, s.alice.Access, url.Values{"scope": {"openid email"}, "resource": {res}})
+			for _, r := range []apitest.Response{oaUserinfo(e, tok.AccessToken),
+				oaPost(e, oaBase+"/userinfo", "", url.Values{"access_token": {tok.AccessToken}}, nil)} {
+				if r.Status != http.StatusUnauthorized || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), `Bearer error="invalid_token", error_description="`) {
+					t.Fatalf("userinfo with a token for %s: %d %q %s", name, r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
+				}
+				oaNoStore(t, r)
+				if m := r.JSON(t); m["error"] != "invalid_token" || m["sub"] != nil || m["email"] != nil {
+					t.Fatalf("userinfo with a token for %s: %v", name, m)
+				}
+			}
+		}
+
 		// Claims are read at request time.
 		e.Exec(`UPDATE users SET first_name = 'Alicia' WHERE id = $1`, s.alice.UserID)
 		prof := oaFlow(t, e, s.conf, s.alice.Access, url.Values{"scope": {"openid profile"}})

@@ -497,7 +497,7 @@ func (s *server) oauthUserInfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "Bearer token required"})
 		return
 	}
-	claims, err := s.OAuth.UserInfo(r.Context(), raw)
+	claims, err := s.OAuth.UserInfo(r.Context(), raw, s.apiResource())
 	if err != nil {
 		var oe *oauth.Error
 		if errors.As(err, &oe) {
