@@ -1753,14 +1753,46 @@ func TestOAuthResourceIndicators(t *testing.T) {
 		oaWantRedirectError(t, e, oaAuthorize(e, s.alice.Access, bad), http.StatusFound, bad, "invalid_target", "not served")
 		// Two resources at authorization; the token request narrows to one, the
 		// refresh to the other, and without a resource the token has both.
-		both := oaFlow(t, e, s.pub, s.alice.Access, url.Values{"scope": {"openid"},
-			"resource": {"https://mcp.example.com/mcp", e.Config.Provider.APIResource}})
+		two := url.Values{"scope": {"openid"}, "resource": {"https://mcp.example.com/mcp", e.Config.Provider.APIResource}}
+		both := oaFlow(t, e, s.pub, s.alice.Access, two)
 		if _, c := oaJWT(t, both.AccessToken); fmt.Sprint(c["aud"]) != "[https://mcp.example.com/mcp "+e.Config.Provider.APIResource+"]" {
 			t.Fatalf("aud with two resources %v", c["aud"])
 		}
-		api := oaOK(t, oaRefresh(e, s.pub, both.RefreshToken, url.Values{"resource": {e.Config.Provider.APIResource}}))
-		if _, c := oaJWT(t, api.AccessToken); fmt.Sprint(c["aud"]) != "["+e.Config.Provider.APIResource+"]" {
-			t.Fatalf("narrowed aud %v", c["aud"])
+		audOf := func(raw string) string {
+			t.Helper()
+			_, c := oaJWT(t, raw)
+			aud, err := c.GetAudience()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.Join(aud, " ")
+		}
+		verifier, challenge := oaPKCE()
+		v := oaParams(s.pub, challenge, two)
+		code := oaCode(t, e, s.alice.Access, v)
+		// A resource outside the grant is refused at the exchange too (no
+		// widening), and leaves the code unused.
+		oaErr(t, oaExchange(e, s.pub, code, verifier, url.Values{"resource": {e.Config.Provider.MCPResource}}), 400, "invalid_target", "")
+		oaErr(t, oaExchange(e, s.pub, code, verifier, url.Values{"resource": {e.Config.Provider.APIResource, e.Config.Provider.MCPResource}}),
+			400, "invalid_target", "")
+		// Narrowed at the exchange (in another spelling of the same URI): the
+		// access token is for that resource only…
+		narrow := oaOK(t, oaExchange(e, s.pub, code, verifier, url.Values{"resource": {"HTTPS://mcp.example.com:443/mcp"}}))
+		if got := audOf(narrow.AccessToken); got != "https://mcp.example.com/mcp" {
+			t.Fatalf("aud after narrowing at the exchange %q, want only https://mcp.example.com/mcp", got)
+		}
+		if r := oaIntrospect(e, s.conf, narrow.AccessToken).JSON(t); r["aud"] != "https://mcp.example.com/mcp" {
+			t.Fatalf("introspected aud after narrowing at the exchange %v", r["aud"])
+		}
+		// …while the grant keeps both: the refresh narrows to the other, and
+		// without a resource the token has both again.
+		api := oaOK(t, oaRefresh(e, s.pub, narrow.RefreshToken, url.Values{"resource": {e.Config.Provider.APIResource}}))
+		if got := audOf(api.AccessToken); got != e.Config.Provider.APIResource {
+			t.Fatalf("narrowed aud at refresh %q", got)
+		}
+		again := oaOK(t, oaRefresh(e, s.pub, api.RefreshToken, nil))
+		if got := audOf(again.AccessToken); got != "https://mcp.example.com/mcp "+e.Config.Provider.APIResource {
+			t.Fatalf("aud of a refresh without resource %q, want the whole grant", got)
 		}
 	})
 }
