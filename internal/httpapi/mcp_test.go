@@ -101,6 +101,10 @@ func mcpEach(t *testing.T, wrap func(http.Handler) http.Handler, fn func(t *test
 	}
 }
 
+// mcpNoteChecked ends the consent page's note on clients nobody registered
+// for the user (dynamic registration, metadata documents).
+const mcpNoteChecked = "Its name was not checked by an administrator."
+
 // mcpRegister registers a client through the API as the superuser.
 func mcpRegister(t *testing.T, m *mcpEnv, name, typ string) (id, secret string) {
 	t.Helper()
@@ -468,6 +472,10 @@ func TestMCPSDKPreregistered(t *testing.T) {
 					t.Errorf("the consent page does not show %q:\n%s", want, page)
 				}
 			}
+			// An administrator registered it: no self-registration note.
+			if strings.Contains(page, mcpNoteChecked) {
+				t.Errorf("the consent page of a pre-registered client says its name was not checked:\n%s", page)
+			}
 		}
 		// One login (the browser session is reused), one consent per client.
 		if logins, consents := b.counts(); logins != 1 || consents != 2 {
@@ -497,7 +505,8 @@ func TestMCPSDKDynamicRegistration(t *testing.T) {
 			claims["client_id"]); n != 1 || len(aud) != 1 || aud[0] != m.endpoint() {
 			t.Errorf("%d dynamic clients with the token's client id; claims %v", n, claims)
 		}
-		if _, consents := b.counts(); consents != 1 || !strings.Contains(b.consents[0], "Dynamic MCP client") || !strings.Contains(b.consents[0], "registered itself") {
+		if _, consents := b.counts(); consents != 1 || !strings.Contains(b.consents[0], "Dynamic MCP client") ||
+			!strings.Contains(b.consents[0], `<p class="warning">This application registered itself (dynamic registration). `+mcpNoteChecked+`</p>`) {
 			t.Errorf("consent pages %v", b.consents)
 		}
 	})
@@ -545,6 +554,12 @@ func TestMCPSDKClientMetadataDocument(t *testing.T) {
 		mu.Unlock()
 		if _, consents := b.counts(); n == 0 || consents != 1 || !strings.Contains(b.consents[0], "Metadata MCP client") {
 			t.Errorf("document fetched %d times; consent pages %v", n, b.consents)
+		}
+		// The consent page says where the client's description comes from,
+		// naming the document, and that nobody checked its name.
+		note := `<p class="warning">This application is identified by a metadata document it publishes itself (` + docURL + `). ` + mcpNoteChecked + `</p>`
+		if len(b.consents) == 0 || !strings.Contains(b.consents[0], note) || strings.Contains(b.consents[0], "registered itself") {
+			t.Errorf("the consent page lacks the metadata-document note %q:\n%v", note, b.consents)
 		}
 	}, apitest.WithEnv("OAUTH_CIMD_ALLOW_PRIVATE", "true"))
 }

@@ -862,6 +862,109 @@ func TestOAuthAuthorizeErrorsGoBackToTheClient(t *testing.T) {
 	})
 }
 
+// OAuth 2.1 §7.12.2, RFC 9700 §4.11.2 (MCP checklist row 9): anyone can
+// create a client with any redirect URI, by dynamic registration (open by
+// default) or by publishing a metadata document, so the authorization
+// errors of such a client are shown to the user, not redirected, until the
+// user has consented to that client. Clients an administrator registered
+// get theirs at once (TestOAuthAuthorizeErrorsGoBackToTheClient).
+func TestOAuthAuthorizeSelfRegisteredClientsGetNoErrorsBeforeConsent(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		s := oaStart(t, e)
+		bob := e.User("bob@example.com")
+		cs := newCIMDServer(t)
+		cs.trust(e)
+		reg := regPost(e, regPath, "", map[string]any{"redirect_uris": []string{"https://evil.example/cb"},
+			"token_endpoint_auth_method": "none", "client_name": "Totally Legit"}).Expect(t, http.StatusCreated, "").JSON(t)
+		clients := map[string]oaClient{
+			"dynamic":           {ID: reg["client_id"].(string), Redirect: "https://evil.example/cb"},
+			"metadata document": {ID: cs.URL + "/good.json", Redirect: "http://127.0.0.1:7777/cb"},
+		}
+		_, challenge := oaPKCE()
+		// loginOrConsent is the answer to prompt=none: login_required
+		// anonymously, consent_required for a user without consent to the
+		// requested scope.
+		const loginOrConsent = "login_required|consent_required"
+		cases := []struct {
+			name  string
+			extra url.Values
+			code  string
+		}{
+			{"implicit", url.Values{"response_type": {"token"}}, "unsupported_response_type"},
+			{"plain PKCE", url.Values{"code_challenge_method": {"plain"}}, "invalid_request"},
+			{"public without PKCE", url.Values{"code_challenge": nil, "code_challenge_method": nil}, "invalid_request"},
+			{"unknown scopes only", url.Values{"scope": {"foo"}}, "invalid_scope"},
+			{"resource not served", url.Values{"resource": {"https://elsewhere.example/api"}}, "invalid_target"},
+			{"bad prompt", url.Values{"prompt": {"select_account"}}, "invalid_request"},
+			{"prompt=none", url.Values{"prompt": {"none"}, "scope": {"openid write:users"}}, loginOrConsent},
+		}
+		want := func(code, bearer string) string {
+			if code != loginOrConsent {
+				return code
+			}
+			if bearer == "" {
+				return "login_required"
+			}
+			return "consent_required"
+		}
+		// shown checks that the error is on the error page (the envelope for
+		// API callers, HTML for browsers), with no redirect anywhere.
+		shown := func(t *testing.T, c oaClient, v url.Values, bearer, code string) {
+			t.Helper()
+			r := oaAuthorize(e, bearer, v)
+			if r.Status != http.StatusBadRequest || r.Header.Get("Location") != "" {
+				t.Fatalf("status %d, Location %q, want 400 and no redirect; %s", r.Status, r.Header.Get("Location"), r.Body)
+			}
+			if _, msg, _ := r.ErrorCode(t); !strings.HasPrefix(msg, code+":") {
+				t.Fatalf("error %q, want %s", msg, code)
+			}
+			r = e.Do(apitest.Request{Method: "GET", Path: oaBase + "/authorize?" + v.Encode(), Token: bearer,
+				Headers: map[string]string{"Accept": "text/html"}})
+			host, _ := url.Parse(c.Redirect)
+			if r.Status != http.StatusBadRequest || r.Header.Get("Location") != "" || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") ||
+				!strings.Contains(string(r.Body), code) || !strings.Contains(string(r.Body), "not sent back to the application at "+host.Host) {
+				t.Fatalf("browser: %d %q %q:\n%s", r.Status, r.Header.Get("Location"), r.Header.Get("Content-Type"), r.Body)
+			}
+		}
+		for _, name := range []string{"dynamic", "metadata document"} {
+			c := clients[name]
+			t.Run(name, func(t *testing.T) {
+				// The repro of the audit: nobody signed in, and signed in
+				// without consent.
+				for _, tc := range cases {
+					for _, bearer := range []string{"", s.alice.Access} {
+						t.Run(tc.name, func(t *testing.T) { shown(t, c, oaParams(c, challenge, tc.extra), bearer, want(tc.code, bearer)) })
+					}
+				}
+				// The consent API refuses the same way before a consent…
+				bad := oaParams(c, challenge, url.Values{"scope": {"foo"}})
+				if r := oaConsent(e, s.alice.Access, bad, "true"); r.Status != http.StatusBadRequest || r.Header.Get("Location") != "" {
+					t.Fatalf("consent API without consent: %d %q", r.Status, r.Header.Get("Location"))
+				}
+				// …but the user's own answer goes back: a Deny on the consent
+				// page is an interaction with a page that named the host.
+				v := oaParams(c, challenge, url.Values{"scope": {"read:users"}})
+				oaWantRedirectError(t, e, oaConsent(e, bob.Access, v, "false"), http.StatusSeeOther, v, "access_denied", "")
+
+				// Once alice has consented, her errors go back to the client,
+				// with state and iss (RFC 9207), as for any client.
+				oaFlow(t, e, c, s.alice.Access, url.Values{"scope": {"read:users"}})
+				for _, tc := range cases {
+					t.Run(tc.name+" after consent", func(t *testing.T) {
+						v := oaParams(c, challenge, tc.extra)
+						oaWantRedirectError(t, e, oaAuthorize(e, s.alice.Access, v), http.StatusFound, v, want(tc.code, s.alice.Access), "")
+						// Nobody signed in, or bob (who only denied), still see
+						// the page.
+						shown(t, c, v, "", want(tc.code, ""))
+						shown(t, c, v, bob.Access, want(tc.code, bob.Access))
+					})
+				}
+				oaWantRedirectError(t, e, oaConsent(e, s.alice.Access, bad, "true"), http.StatusSeeOther, bad, "invalid_scope", "")
+			})
+		}
+	}, apitest.WithEnv("OAUTH_CIMD_ALLOW_PRIVATE", "true"))
+}
+
 func TestOAuthRedirectURIRules(t *testing.T) {
 	oaEach(t, func(t *testing.T, e *apitest.Env) {
 		s := oaStart(t, e)
@@ -1650,14 +1753,46 @@ func TestOAuthResourceIndicators(t *testing.T) {
 		oaWantRedirectError(t, e, oaAuthorize(e, s.alice.Access, bad), http.StatusFound, bad, "invalid_target", "not served")
 		// Two resources at authorization; the token request narrows to one, the
 		// refresh to the other, and without a resource the token has both.
-		both := oaFlow(t, e, s.pub, s.alice.Access, url.Values{"scope": {"openid"},
-			"resource": {"https://mcp.example.com/mcp", e.Config.Provider.APIResource}})
+		two := url.Values{"scope": {"openid"}, "resource": {"https://mcp.example.com/mcp", e.Config.Provider.APIResource}}
+		both := oaFlow(t, e, s.pub, s.alice.Access, two)
 		if _, c := oaJWT(t, both.AccessToken); fmt.Sprint(c["aud"]) != "[https://mcp.example.com/mcp "+e.Config.Provider.APIResource+"]" {
 			t.Fatalf("aud with two resources %v", c["aud"])
 		}
-		api := oaOK(t, oaRefresh(e, s.pub, both.RefreshToken, url.Values{"resource": {e.Config.Provider.APIResource}}))
-		if _, c := oaJWT(t, api.AccessToken); fmt.Sprint(c["aud"]) != "["+e.Config.Provider.APIResource+"]" {
-			t.Fatalf("narrowed aud %v", c["aud"])
+		audOf := func(raw string) string {
+			t.Helper()
+			_, c := oaJWT(t, raw)
+			aud, err := c.GetAudience()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.Join(aud, " ")
+		}
+		verifier, challenge := oaPKCE()
+		v := oaParams(s.pub, challenge, two)
+		code := oaCode(t, e, s.alice.Access, v)
+		// A resource outside the grant is refused at the exchange too (no
+		// widening), and leaves the code unused.
+		oaErr(t, oaExchange(e, s.pub, code, verifier, url.Values{"resource": {e.Config.Provider.MCPResource}}), 400, "invalid_target", "")
+		oaErr(t, oaExchange(e, s.pub, code, verifier, url.Values{"resource": {e.Config.Provider.APIResource, e.Config.Provider.MCPResource}}),
+			400, "invalid_target", "")
+		// Narrowed at the exchange (in another spelling of the same URI): the
+		// access token is for that resource only…
+		narrow := oaOK(t, oaExchange(e, s.pub, code, verifier, url.Values{"resource": {"HTTPS://mcp.example.com:443/mcp"}}))
+		if got := audOf(narrow.AccessToken); got != "https://mcp.example.com/mcp" {
+			t.Fatalf("aud after narrowing at the exchange %q, want only https://mcp.example.com/mcp", got)
+		}
+		if r := oaIntrospect(e, s.conf, narrow.AccessToken).JSON(t); r["aud"] != "https://mcp.example.com/mcp" {
+			t.Fatalf("introspected aud after narrowing at the exchange %v", r["aud"])
+		}
+		// …while the grant keeps both: the refresh narrows to the other, and
+		// without a resource the token has both again.
+		api := oaOK(t, oaRefresh(e, s.pub, narrow.RefreshToken, url.Values{"resource": {e.Config.Provider.APIResource}}))
+		if got := audOf(api.AccessToken); got != e.Config.Provider.APIResource {
+			t.Fatalf("narrowed aud at refresh %q", got)
+		}
+		again := oaOK(t, oaRefresh(e, s.pub, api.RefreshToken, nil))
+		if got := audOf(again.AccessToken); got != "https://mcp.example.com/mcp "+e.Config.Provider.APIResource {
+			t.Fatalf("aud of a refresh without resource %q, want the whole grant", got)
 		}
 	})
 }
@@ -1977,6 +2112,31 @@ func TestOAuthUserInfo(t *testing.T) {
 			r.JSON(t)["error"] != "invalid_token" {
 			t.Fatalf("userinfo with a revoked token: %d %q %s", r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
 		}
+		// The audience: the client itself (no resource) or the API, to which
+		// userinfo belongs; a token only for /mcp or another resource server
+		// is refused as invalid_token (RFC 6750 §3.1), so that a resource
+		// server cannot replay the tokens it receives.
+		for name, res := range map[string][]string{"API": {e.Config.Provider.APIResource},
+			"API and /mcp": {e.Config.Provider.APIResource, e.Config.Provider.MCPResource}} {
+			tok := oaFlow(t, e, s.conf, s.alice.Access, url.Values{"scope": {"openid email"}, "resource": res})
+			if m := oaUserinfo(e, tok.AccessToken).Expect(t, http.StatusOK, "").JSON(t); m["sub"] != s.alice.UserID {
+				t.Fatalf("userinfo with a token for the %s: %v", name, m)
+			}
+		}
+		for name, res := range map[string]string{"/mcp": e.Config.Provider.MCPResource, "another resource server": "https://mcp.example.com/mcp"} {
+			tok := oaFlow(t, e, s.conf, s.alice.Access, url.Values{"scope": {"openid email"}, "resource": {res}})
+			for _, r := range []apitest.Response{oaUserinfo(e, tok.AccessToken),
+				oaPost(e, oaBase+"/userinfo", "", url.Values{"access_token": {tok.AccessToken}}, nil)} {
+				if r.Status != http.StatusUnauthorized || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), `Bearer error="invalid_token", error_description="`) {
+					t.Fatalf("userinfo with a token for %s: %d %q %s", name, r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
+				}
+				oaNoStore(t, r)
+				if m := r.JSON(t); m["error"] != "invalid_token" || m["sub"] != nil || m["email"] != nil {
+					t.Fatalf("userinfo with a token for %s: %v", name, m)
+				}
+			}
+		}
+
 		// Claims are read at request time.
 		e.Exec(`UPDATE users SET first_name = 'Alicia' WHERE id = $1`, s.alice.UserID)
 		prof := oaFlow(t, e, s.conf, s.alice.Access, url.Values{"scope": {"openid profile"}})

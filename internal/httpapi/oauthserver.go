@@ -209,13 +209,18 @@ func (s *server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 	req := oauth.ParseAuthRequest(r.URL.Query())
 	c, err := s.OAuth.CheckAuthRequest(r.Context(), req)
 	if err != nil {
-		s.authorizeFailed(w, r, req, err)
+		var uid string // whose consent may let the error go back to the client
+		if u, _, ok := s.authorizingUser(r); ok {
+			uid = u.ID
+		}
+		s.authorizeFailed(w, r, req, uid, err)
 		return
 	}
 	u, authTime, ok := s.authorizingUser(r)
 	if !ok || req.Prompt == "login" {
 		if req.Prompt == "none" {
-			http.Redirect(w, r, s.OAuth.ErrorRedirect(req, &oauth.Error{Code: "login_required", Description: "The user is not logged in"}), http.StatusFound)
+			s.authorizeFailed(w, r, req, "", &oauth.AuthError{Redirect: true, Client: c.Client,
+				Err: &oauth.Error{Code: "login_required", Description: "The user is not logged in", Status: http.StatusBadRequest}})
 			return
 		}
 		http.Redirect(w, r, s.loginURL(c), http.StatusFound)
@@ -223,12 +228,13 @@ func (s *server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	need, err := s.OAuth.NeedsConsent(r.Context(), u.ID, c)
 	if err != nil {
-		s.authorizeFailed(w, r, req, err)
+		s.authorizeFailed(w, r, req, u.ID, err)
 		return
 	}
 	if need {
 		if req.Prompt == "none" {
-			http.Redirect(w, r, s.OAuth.ErrorRedirect(req, &oauth.Error{Code: "consent_required", Description: "The user has not consented"}), http.StatusFound)
+			s.authorizeFailed(w, r, req, u.ID, &oauth.AuthError{Redirect: true, Client: c.Client,
+				Err: &oauth.Error{Code: "consent_required", Description: "The user has not consented", Status: http.StatusBadRequest}})
 			return
 		}
 		http.Redirect(w, r, s.consentURL(c), http.StatusFound)
@@ -236,25 +242,68 @@ func (s *server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	to, err := s.OAuth.Approve(r.Context(), u.ID, authTime, c, c.Scopes)
 	if err != nil {
-		s.authorizeFailed(w, r, req, err)
+		s.authorizeFailed(w, r, req, u.ID, err)
 		return
 	}
 	http.Redirect(w, r, to, http.StatusFound)
 }
 
-// authorizeFailed sends an error back to the client when its redirect URI
-// is trusted, and shows it to the user otherwise (never an open redirect).
-func (s *server) authorizeFailed(w http.ResponseWriter, r *http.Request, req oauth.AuthRequest, err error) {
+// mayRedirectError reports whether an authorization error of a verified
+// client and redirect URI may be sent back to the client for userID (""
+// when nobody is signed in): oauth.Service.MayRedirectErrors, failing
+// closed (an error page) when that cannot be decided.
+func (s *server) mayRedirectError(r *http.Request, ae *oauth.AuthError, userID string) bool {
+	if !ae.Redirect {
+		return false
+	}
+	ok, err := s.OAuth.MayRedirectErrors(r.Context(), userID, ae.Client)
+	if err != nil {
+		s.logger.ErrorContext(r.Context(), "deciding whether to redirect an authorization error failed", "err", err,
+			"request_id", requestIDFrom(r.Context()))
+		return false
+	}
+	return ok
+}
+
+// shownAuthError is an authorization error shown to the user instead of
+// being redirected: 400 (whatever the error's own status, even for
+// invalid_client), or 5xx for failures of the server.
+func shownAuthError(ae *oauth.AuthError) *oauth.Error {
+	e := *ae.Err
+	if e.Status < 500 {
+		e.Status = http.StatusBadRequest
+	}
+	return &e
+}
+
+// withheldFrom is the redirect URI of an error that could have gone back to
+// the client but is shown instead, or "".
+func withheldFrom(req oauth.AuthRequest, ae *oauth.AuthError) string {
+	if ae.Redirect {
+		return req.RedirectURI
+	}
+	return ""
+}
+
+// authorizeFailed sends an error back to the client when it may go to its
+// redirect URI (mayRedirectError), and shows it to the user otherwise
+// (never an open redirect). userID is the signed-in user, or "".
+func (s *server) authorizeFailed(w http.ResponseWriter, r *http.Request, req oauth.AuthRequest, userID string, err error) {
 	status := http.StatusFound
 	if r.Method == http.MethodPost {
 		status = http.StatusSeeOther // never 307 after a POST (RFC 9700 §4.12)
 	}
 	var ae *oauth.AuthError
-	if errors.As(err, &ae) && ae.Redirect {
+	if errors.As(err, &ae) && s.mayRedirectError(r, ae, userID) {
 		http.Redirect(w, r, s.OAuth.ErrorRedirect(req, ae.Err), status)
 		return
 	}
-	if !errors.As(err, &ae) {
+	var withheld string
+	if ae != nil {
+		withheld = withheldFrom(req, ae)
+		ae = &oauth.AuthError{Err: shownAuthError(ae)}
+	}
+	if ae == nil {
 		var ue *apperr.Error
 		if errors.As(err, &ue) && ue.Kind == apperr.Unavailable {
 			writeEnvelope(w, s.toEnvelope(r.Context(), err))
@@ -264,7 +313,7 @@ func (s *server) authorizeFailed(w http.ResponseWriter, r *http.Request, req oau
 		ae = &oauth.AuthError{Err: &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: 500}}
 	}
 	if wantsHTML(r) {
-		s.renderError(w, r, ae.Err.Status, ae.Err.Code, ae.Err.Description)
+		s.renderError(w, r, ae.Err, withheld)
 		return
 	}
 	writeEnvelope(w, newEnvelope(ae.Err.Status, codeForStatus(ae.Err.Status), ae.Err.Code+": "+ae.Err.Description, ""))
@@ -344,7 +393,7 @@ func (s *server) oauthConsentAPI(w http.ResponseWriter, r *http.Request) {
 	req.ResponseType = "code"
 	c, err := s.OAuth.CheckAuthRequest(r.Context(), req)
 	if err != nil {
-		s.authorizeFailed(w, r, req, err)
+		s.authorizeFailed(w, r, req, u.ID, err)
 		return
 	}
 	var chosen []string
@@ -353,7 +402,7 @@ func (s *server) oauthConsentAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	to, err := s.OAuth.Decide(r.Context(), u.ID, s.Now(), c, approved, chosen)
 	if err != nil {
-		s.authorizeFailed(w, r, req, err)
+		s.authorizeFailed(w, r, req, u.ID, err)
 		return
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/json") && !wantsHTML(r) {
@@ -448,7 +497,7 @@ func (s *server) oauthUserInfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "Bearer token required"})
 		return
 	}
-	claims, err := s.OAuth.UserInfo(r.Context(), raw)
+	claims, err := s.OAuth.UserInfo(r.Context(), raw, s.apiResource())
 	if err != nil {
 		var oe *oauth.Error
 		if errors.As(err, &oe) {

@@ -176,7 +176,8 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 			if ctx.Header("Authorization") != "" {
 				code = "invalid_token"
 			}
-			ctx.SetHeader("WWW-Authenticate", s.apiChallenge(code))
+			scope, _ := ctx.Operation().Metadata[metaScope].(string)
+			ctx.SetHeader("WWW-Authenticate", s.apiChallenge(code, scope))
 		}
 		ctx.SetHeader("Content-Type", "application/json")
 		ctx.SetStatus(env.status)

@@ -193,10 +193,17 @@ func (s *server) renderMessage(w http.ResponseWriter, r *http.Request, status in
 }
 
 // renderError shows an error of the authorization endpoint to the user
-// (never a redirect: the client or its redirect URI were not trusted).
-func (s *server) renderError(w http.ResponseWriter, r *http.Request, status int, code, description string) {
-	s.renderMessage(w, r, status, messagePage{Heading: "Authorization error", Code: code, Error: description,
-		Lines: []string{"You can close this page. If an application sent you here, go back to it and try again."}})
+// (never a redirect: the client or its redirect URI were not trusted, or
+// the client may not receive errors before the user allowed it, in which
+// case withheldFrom is the redirect URI the error was not sent to).
+func (s *server) renderError(w http.ResponseWriter, r *http.Request, e *oauth.Error, withheldFrom string) {
+	var lines []string
+	if u, err := url.Parse(withheldFrom); withheldFrom != "" && err == nil {
+		lines = append(lines, "This error was not sent back to the application at "+u.Host+
+			": it was not registered by an administrator, and you have not authorized it before.")
+	}
+	lines = append(lines, "You can close this page. If an application sent you here, go back to it and try again.")
+	s.renderMessage(w, r, e.Status, messagePage{Heading: "Authorization error", Code: e.Code, Error: e.Description, Lines: lines})
 }
 
 // renderFailure shows a service error (apperr) on a page, and logs
@@ -625,7 +632,7 @@ func (s *server) consentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.OAuth.CheckAuthRequest(r.Context(), req)
 	if err != nil {
-		s.pageAuthorizeFailed(w, r, req, err)
+		s.pageAuthorizeFailed(w, r, req, u.ID, err)
 		return
 	}
 	redirect, _ := url.Parse(c.Req.RedirectURI) // valid: it matched a registered URI
@@ -679,28 +686,28 @@ func (s *server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.OAuth.CheckAuthRequest(r.Context(), req)
 	if err != nil {
-		s.pageAuthorizeFailed(w, r, req, err)
+		s.pageAuthorizeFailed(w, r, req, u.ID, err)
 		return
 	}
 	to, err := s.OAuth.Decide(r.Context(), u.ID, sess.CreatedAt, c, approved, nil)
 	if err != nil {
-		s.pageAuthorizeFailed(w, r, req, err)
+		s.pageAuthorizeFailed(w, r, req, u.ID, err)
 		return
 	}
 	pageRedirect(w, r, to)
 }
 
-// pageAuthorizeFailed is authorizeFailed for the pages: errors the client
-// may receive go back to it (303 after a POST), the others are shown as an
-// HTML page whatever the Accept header says.
-func (s *server) pageAuthorizeFailed(w http.ResponseWriter, r *http.Request, req oauth.AuthRequest, err error) {
+// pageAuthorizeFailed is authorizeFailed for the pages: errors that may go
+// back to the client (mayRedirectError) do (303 after a POST), the others
+// are shown as an HTML page whatever the Accept header says.
+func (s *server) pageAuthorizeFailed(w http.ResponseWriter, r *http.Request, req oauth.AuthRequest, userID string, err error) {
 	var ae *oauth.AuthError
 	if errors.As(err, &ae) {
-		if ae.Redirect {
+		if s.mayRedirectError(r, ae, userID) {
 			pageRedirect(w, r, s.OAuth.ErrorRedirect(req, ae.Err))
 			return
 		}
-		s.renderError(w, r, ae.Err.Status, ae.Err.Code, ae.Err.Description)
+		s.renderError(w, r, shownAuthError(ae), withheldFrom(req, ae))
 		return
 	}
 	s.renderFailure(w, r, "Authorization error", err)

@@ -515,6 +515,28 @@ func TestPagesConsentDetails(t *testing.T) {
 		if !strings.Contains(page.Body, "registered itself") {
 			t.Fatalf("consent page of a dynamically registered client lacks the note:\n%s", page.Body)
 		}
+
+		// Until alice has allowed it, such a client's errors are shown to her,
+		// at the authorization endpoint and on the consent page alike, never
+		// redirected (RFC 9700 §4.11.2).
+		bad := start + "&prompt=select_account"
+		badConsent := consentURL + "&prompt=select_account"
+		for _, target := range []string{bad, badConsent} {
+			r := b.get(target).expect(t, http.StatusBadRequest)
+			pgCheckPage(t, target, r)
+			if r.location() != "" || !strings.Contains(r.Body, "not sent back to the application at 127.0.0.1:53111") {
+				t.Fatalf("%s: error page without the note, or a redirect %q:\n%s", target, r.location(), r.Body)
+			}
+		}
+		form := pgHidden(page.Body)
+		form.Set("approved", "true")
+		b.post(pgConsent, form).redirectTo(t, http.StatusSeeOther, "http://127.0.0.1:53111/callback?")
+		for _, target := range []string{bad, badConsent} {
+			q, _ := url.ParseQuery(strings.SplitN(b.get(target).redirectTo(t, http.StatusFound, "http://127.0.0.1:53111/callback?"), "?", 2)[1])
+			if q.Get("error") != "invalid_request" || q.Get("iss") != e.Config.Provider.Issuer {
+				t.Fatalf("%s after consent: %v", target, q)
+			}
+		}
 	})
 }
 

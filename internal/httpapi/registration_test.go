@@ -242,6 +242,14 @@ func newCIMDServer(t *testing.T) *cimdServer {
 			doc(w, cs.URL+"/good.json", "http://127.0.0.1:7777/cb")
 		case "/javascript.json":
 			doc(w, self, "javascript:alert(1)")
+		case "/noname.json", "/blankname.json", "/markupname.json":
+			name := map[string]string{"/noname.json": "", "/blankname.json": " \t ", "/markupname.json": "<b>Bank</b>"}[r.URL.Path]
+			w.Header().Set("Content-Type", "application/json")
+			m := map[string]any{"client_id": self, "redirect_uris": []string{"http://127.0.0.1:7777/cb"}, "token_endpoint_auth_method": "none"}
+			if name != "" {
+				m["client_name"] = name
+			}
+			_ = json.NewEncoder(w).Encode(m)
 		case "/confidential.json":
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"client_id": %q, "redirect_uris": ["http://127.0.0.1:7777/cb"], "token_endpoint_auth_method": "client_secret_basic"}`, self)
@@ -278,6 +286,17 @@ func TestClientMetadataDocuments(t *testing.T) {
 			if n := e.Count(`SELECT COUNT(*) FROM oauth_clients WHERE client_id = $1 AND registration_type = 'metadata'`, c.ID); n != 1 {
 				t.Fatalf("%d cached rows for the document client", n)
 			}
+			// Once the cached copy has expired, the next authorization fetches
+			// the document again, and caches the new copy.
+			e.Exec(`UPDATE oauth_clients SET metadata_expires_at = created_at WHERE client_id = $1`, c.ID)
+			oaFlow(t, e, c, s.alice.Access, url.Values{"scope": {"read:users"}})
+			if got := cs.fetches.Load(); got != fetched+1 {
+				t.Fatalf("an expired cache entry led to %d fetches, want 1", got-fetched)
+			}
+			oaFlow(t, e, c, s.alice.Access, url.Values{"scope": {"read:users"}})
+			if got := cs.fetches.Load(); got != fetched+1 {
+				t.Fatalf("the document fetched again was not cached (%d fetches, want 1)", got-fetched)
+			}
 			// A redirect URI the document does not list is refused, to the user.
 			_, ch := oaPKCE()
 			v := oaParams(oaClient{ID: c.ID, Redirect: "http://127.0.0.1:7777/other"}, ch, url.Values{"scope": {"read:users"}})
@@ -288,7 +307,10 @@ func TestClientMetadataDocuments(t *testing.T) {
 		})
 
 		t.Run("unusable documents: invalid_client, nothing stored", func(t *testing.T) {
-			for _, name := range []string{"redirect", "slow", "huge", "html", "notjson", "other", "javascript", "confidential", "missing"} {
+			// The reason the error names, where the test checks one.
+			why := map[string]string{"noname": "client_name required", "blankname": "client_name required", "markupname": "client_name"}
+			for _, name := range []string{"redirect", "slow", "huge", "html", "notjson", "other", "javascript", "confidential", "missing",
+				"noname", "blankname", "markupname"} {
 				t.Run(name, func(t *testing.T) {
 					id := cs.URL + "/" + name + ".json"
 					before := e.Snapshot()
@@ -300,14 +322,17 @@ func TestClientMetadataDocuments(t *testing.T) {
 					}
 					// The authorization endpoint shows the error (JSON callers get
 					// the envelope); it never redirects to an unverified client.
-					if _, msg, _ := r.ErrorCode(t); !strings.HasPrefix(msg, "invalid_client:") {
-						t.Fatalf("authorize error %q", msg)
+					if _, msg, _ := r.ErrorCode(t); !strings.HasPrefix(msg, "invalid_client:") || !strings.Contains(msg, why[name]) {
+						t.Fatalf("authorize error %q, want invalid_client mentioning %q", msg, why[name])
 					}
 					tr := oaPost(e, oaBase+"/token", "", url.Values{"grant_type": {"authorization_code"}, "code": {"x"},
 						"client_id": {id}, "redirect_uri": {"http://127.0.0.1:7777/cb"}, "code_verifier": {strings.Repeat("v", 43)}}, nil)
 					oaErr(t, tr, http.StatusUnauthorized, "invalid_client", "")
 					if after := e.Snapshot(); after != before {
 						t.Fatalf("an unusable document changed the database:\n%s\n%s", before, after)
+					}
+					if n := e.Count(`SELECT COUNT(*) FROM oauth_clients WHERE client_id = $1`, id); n != 0 {
+						t.Fatalf("an unusable document was stored as a client (%d rows)", n)
 					}
 				})
 			}

@@ -169,12 +169,17 @@ func (s *server) providerPrincipal(ctx context.Context, raw, scope string) (prin
 }
 
 // apiChallenge is the WWW-Authenticate value of a 401 from /api/v1 while the
-// authorization server is on: where the API's resource metadata is
-// (RFC 9728 §5.1), so OAuth clients can find how to get a token.
-func (s *server) apiChallenge(code string) string {
-	v := "Bearer resource_metadata=" + quote(metadataURL(s.apiResource()))
+// authorization server is on: the error code when a token was presented,
+// where the API's resource metadata is (RFC 9728 §5.1), so OAuth clients can
+// find how to get a token, and the scope the operation needs (RFC 6750 §3;
+// none for operations that accept no authorization-server token).
+func (s *server) apiChallenge(code, scope string) string {
+	params := []string{"resource_metadata=" + quote(metadataURL(s.apiResource()))}
 	if code != "" {
-		v = "Bearer error=" + quote(code) + ", resource_metadata=" + quote(metadataURL(s.apiResource()))
+		params = append([]string{"error=" + quote(code)}, params...)
 	}
-	return v
+	if scope != "" {
+		params = append(params, "scope="+quote(scope))
+	}
+	return "Bearer " + strings.Join(params, ", ")
 }

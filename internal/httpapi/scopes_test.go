@@ -148,7 +148,8 @@ func TestScopedAPIAccess(t *testing.T) {
 				r.Expect(t, http.StatusUnauthorized, "AUTH_006")
 				ch := r.Header.Get("WWW-Authenticate")
 				if !strings.HasPrefix(ch, "Bearer ") || !strings.Contains(ch, `error="invalid_token"`) ||
-					!strings.Contains(ch, `resource_metadata="`+e.Config.Provider.Issuer+`/.well-known/oauth-protected-resource/api/v1"`) {
+					!strings.Contains(ch, `resource_metadata="`+e.Config.Provider.Issuer+`/.well-known/oauth-protected-resource/api/v1"`) ||
+					!strings.Contains(ch, `scope="read:users"`) {
 					t.Fatalf("challenge %q", ch)
 				}
 			}
@@ -172,10 +173,25 @@ func TestScopedAPIAccess(t *testing.T) {
 			good := apiToken(t, e, api, s.alice.Access, "read:users")
 			challenge(e.Get("/api/v1/users/me", good.AccessToken[:len(good.AccessToken)-4]+"AAAA"))
 
-			// Without a token, the challenge says where to find out how to get one.
-			r := e.Get("/api/v1/users/me", "").Expect(t, http.StatusUnauthorized, "AUTH_006")
-			if want := `Bearer resource_metadata="` + e.Config.Provider.Issuer + `/.well-known/oauth-protected-resource/api/v1"`; r.Header.Get("WWW-Authenticate") != want {
-				t.Fatalf("challenge %q, want %q", r.Header.Get("WWW-Authenticate"), want)
+			// Without a token, the challenge says where to find out how to get
+			// one, and which scope the operation needs (RFC 6750 §3); an
+			// operation that accepts no provider token names none.
+			prm := `resource_metadata="` + e.Config.Provider.Issuer + `/.well-known/oauth-protected-resource/api/v1"`
+			for _, tc := range []struct {
+				r    apitest.Response
+				want string
+			}{
+				{e.Get("/api/v1/users/me", ""), "Bearer " + prm + `, scope="read:users"`},
+				{e.Patch("/api/v1/users/me", "", map[string]any{"first_name": "X"}), "Bearer " + prm + `, scope="write:users"`},
+				{e.Get("/api/v1/organizations/me", ""), "Bearer " + prm + `, scope="read:organizations"`},
+				{e.Get("/api/v1/admin/stats", ""), "Bearer " + prm + `, scope="admin"`},
+				{e.Patch("/api/v1/users/me/password", "", map[string]any{"current_password": "x", "new_password": "y"}), "Bearer " + prm},
+				{e.Get("/api/v1/organizations/me", "not-a-token"), `Bearer error="invalid_token", ` + prm + `, scope="read:organizations"`},
+			} {
+				tc.r.Expect(t, http.StatusUnauthorized, "AUTH_006")
+				if got := tc.r.Header.Get("WWW-Authenticate"); got != tc.want {
+					t.Fatalf("challenge %q, want %q", got, tc.want)
+				}
 			}
 		})
 

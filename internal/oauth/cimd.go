@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
@@ -114,8 +115,8 @@ type clientMetadata struct {
 }
 
 // fetch downloads and validates the document named by rawURL and returns
-// it with how long it may be cached.
-func (f *MetadataFetcher) fetch(ctx context.Context, rawURL string) (clientMetadata, time.Duration, error) {
+// it with how long after now it may be used.
+func (f *MetadataFetcher) fetch(ctx context.Context, rawURL string, now time.Time) (clientMetadata, time.Duration, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(rawURL, "#") ||
 		u.Path == "" || u.Path == "/" || len(rawURL) > 2048 {
@@ -156,30 +157,76 @@ func (f *MetadataFetcher) fetch(ctx context.Context, rawURL string) (clientMetad
 	case doc.TokenEndpointAuthMethod != "" && doc.TokenEndpointAuthMethod != "none":
 		return clientMetadata{}, 0, errors.New("only token_endpoint_auth_method none is supported")
 	}
+	// client_name is required (CIMD draft §4): the consent page names the
+	// client by it, and a name made up here would read as if checked. As for
+	// dynamic registration, it must be plain text of at most 255 characters.
+	switch name := strings.TrimSpace(doc.ClientName); {
+	case name == "":
+		return clientMetadata{}, 0, errors.New("client_name required")
+	case utf8.RuneCountInString(name) > 255 || hasControl(name) || strings.ContainsAny(name, "<>"):
+		return clientMetadata{}, 0, errors.New("its client_name must be at most 255 characters without control characters or markup")
+	}
 	for _, r := range doc.RedirectURIs {
 		if why := ValidateRedirectURI(r); why != "" {
 			return clientMetadata{}, 0, fmt.Errorf("redirect_uri %s %s", truncate(r, 100), why)
 		}
 	}
-	return doc, cacheTTL(resp.Header.Get("Cache-Control")), nil
+	return doc, cacheTTL(resp.Header, now), nil
 }
 
-// cacheTTL reads max-age from Cache-Control (no-store and no-cache mean
-// "fetch again next time").
-func cacheTTL(cc string) time.Duration {
-	ttl := metadataDefaultTTL
-	for _, d := range strings.Split(strings.ToLower(cc), ",") {
-		d = strings.TrimSpace(d)
-		switch {
-		case d == "no-store" || d == "no-cache":
+// cacheTTL is how long a fetched document may be used (RFC 9111 §4.2.1),
+// between 0 and metadataMaxTTL:
+//
+//   - Cache-Control no-store or no-cache: 0, fetch again next time;
+//   - else Cache-Control max-age (a value too large for the clock counts as
+//     the maximum, RFC 9111 §1.2.2);
+//   - else Expires, measured from the response's Date (from now without
+//     one); an Expires that is not a valid date ("0") is in the past;
+//   - else metadataDefaultTTL (no heuristic freshness from Last-Modified).
+//
+// s-maxage and private are ignored: the server keeps the document for
+// itself, on behalf of every user.
+func cacheTTL(h http.Header, now time.Time) time.Duration {
+	ttl, seen := time.Duration(0), false
+	for _, d := range strings.Split(strings.ToLower(strings.Join(h.Values("Cache-Control"), ",")), ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
+		switch strings.TrimSpace(name) {
+		case "no-store", "no-cache":
 			return 0
-		case strings.HasPrefix(d, "max-age="):
-			if n, err := strconv.Atoi(strings.TrimPrefix(d, "max-age=")); err == nil && n >= 0 {
-				ttl = time.Duration(n) * time.Second
+		case "max-age":
+			if n, ok := deltaSeconds(value); ok && !seen {
+				ttl, seen = n, true
 			}
 		}
 	}
-	return min(ttl, metadataMaxTTL)
+	if !seen {
+		ttl = metadataDefaultTTL
+		if exp := h.Get("Expires"); exp != "" {
+			ttl = 0
+			if t, err := http.ParseTime(exp); err == nil {
+				base := now
+				if date, err := http.ParseTime(h.Get("Date")); err == nil {
+					base = date
+				}
+				ttl = t.Sub(base)
+			}
+		}
+	}
+	return min(max(ttl, 0), metadataMaxTTL)
+}
+
+// deltaSeconds parses a Cache-Control delta-seconds value (digits, quoted
+// or not); values beyond a day are a day, so that no value overflows.
+func deltaSeconds(v string) (time.Duration, bool) {
+	v = strings.Trim(strings.TrimSpace(v), `"`)
+	if v == "" || strings.Trim(v, "0123456789") != "" {
+		return 0, false
+	}
+	if len(v) > 9 { // more than 31 years
+		return metadataMaxTTL, true
+	}
+	n, _ := strconv.Atoi(v)
+	return min(time.Duration(n)*time.Second, metadataMaxTTL), true
 }
 
 // metadataClient returns the client of a metadata-document client_id, from
@@ -199,7 +246,7 @@ func (s *Service) metadataClient(ctx context.Context, clientID string) (Client, 
 	if s.metadata == nil {
 		return Client{}, oerr("invalid_client", "Client metadata documents are not supported")
 	}
-	doc, ttl, err := s.metadata.fetch(ctx, clientID)
+	doc, ttl, err := s.metadata.fetch(ctx, clientID, now)
 	if err != nil {
 		e := oerr("invalid_client", "The client metadata document cannot be used: "+err.Error())
 		e.Err = err
@@ -209,11 +256,7 @@ func (s *Service) metadataClient(ctx context.Context, clientID string) (Client, 
 	if strings.TrimSpace(doc.Scope) != "" {
 		scopes = intersect(ParseScope(doc.Scope), dynamicScopes())
 	}
-	name := strings.TrimSpace(doc.ClientName)
-	if name == "" || hasControl(name) || strings.ContainsAny(name, "<>") {
-		u, _ := url.Parse(clientID)
-		name = u.Host
-	}
+	name := strings.TrimSpace(doc.ClientName) // checked by fetch
 	appType := "native"
 	if slices.ContainsFunc(doc.RedirectURIs, func(r string) bool { u, _ := url.Parse(r); return u != nil && u.Scheme == "https" }) {
 		appType = "web"

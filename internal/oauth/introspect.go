@@ -191,11 +191,19 @@ func (s *Service) VerifyAccessToken(ctx context.Context, raw string) (AccessClai
 }
 
 // UserInfo returns the OpenID Connect claims for an access token with the
-// openid scope.
-func (s *Service) UserInfo(ctx context.Context, raw string) (map[string]any, error) {
+// openid scope whose audience is the userinfo endpoint's: the client itself
+// (a token issued without a resource, as OpenID Connect clients get them)
+// or apiResource, the REST API the endpoint belongs to. A token only for
+// another resource (/mcp, or one of OAUTH_RESOURCES) is refused like an
+// invalid one: a resource server must not be able to replay the tokens it
+// receives here (RFC 8707, no token passthrough).
+func (s *Service) UserInfo(ctx context.Context, raw, apiResource string) (map[string]any, error) {
 	c, err := s.VerifyAccessToken(ctx, raw)
 	if err != nil {
 		return nil, &Error{Code: "invalid_token", Description: "The access token is invalid, expired or revoked", Status: 401, Err: err}
+	}
+	if !slices.ContainsFunc(c.Audience, func(a string) bool { return a == c.ClientID || CanonicalResource(a) == apiResource }) {
+		return nil, &Error{Code: "invalid_token", Description: "The access token was issued for another resource, not for userinfo", Status: 401}
 	}
 	scopes := ParseScope(c.Scope)
 	if !slices.Contains(scopes, "openid") {

@@ -170,12 +170,13 @@ func (r AuthRequest) Values() url.Values {
 }
 
 // AuthError is an error of the authorization endpoint. With Redirect set the
-// client and redirect URI were valid and the error goes back to the client
-// (RFC 6749 §4.1.2.1); otherwise the user sees an error page (no open
-// redirector).
+// client and redirect URI were valid, and the error may go back to the
+// client (RFC 6749 §4.1.2.1) if MayRedirectErrors allows it; otherwise the
+// user sees an error page (no open redirector).
 type AuthError struct {
 	Err      *Error
 	Redirect bool
+	Client   Client // the client of a Redirect error
 }
 
 func (e *AuthError) Error() string { return e.Err.Error() }
@@ -197,13 +198,14 @@ func (s *Service) CheckAuthRequest(ctx context.Context, r AuthRequest) (Checked,
 		e.Status = http.StatusBadRequest // shown to the user, whatever the code (even invalid_client)
 		return Checked{}, &AuthError{Err: e}
 	}
+	var c Client
 	back := func(code, desc string) (Checked, error) {
-		return Checked{}, &AuthError{Err: oerr(code, desc), Redirect: true}
+		return Checked{}, &AuthError{Err: oerr(code, desc), Redirect: true, Client: c}
 	}
 	if r.ClientID == "" {
 		return fatal("invalid_request", "client_id required")
 	}
-	c, err := s.client(ctx, r.ClientID)
+	c, err := s.client(ctx, r.ClientID) // the c back() reports
 	var oe *Error
 	switch {
 	case errors.Is(err, ErrUnknownClient):
@@ -239,7 +241,7 @@ func (s *Service) CheckAuthRequest(ctx context.Context, r AuthRequest) (Checked,
 	}
 	resources, rerr := s.checkResources(r.Resources)
 	if rerr != nil {
-		return Checked{}, &AuthError{Err: rerr, Redirect: true}
+		return Checked{}, &AuthError{Err: rerr, Redirect: true, Client: c}
 	}
 	if r.Prompt != "" && !slices.Contains([]string{"none", "login", "consent"}, r.Prompt) {
 		return back("invalid_request", "prompt must be none, login or consent")
@@ -310,6 +312,33 @@ func narrowResources(grant, requested []string) ([]string, error) {
 func (s *Service) ErrorRedirect(r AuthRequest, e *Error) string {
 	return WithParams(r.RedirectURI, url.Values{"error": {e.Code}, "error_description": {e.Description},
 		"state": {r.State}, "iss": {s.opts.Issuer}})
+}
+
+// MayRedirectErrors reports whether an error of an authorization request of
+// client c (whose redirect URI checked out) may be sent to that redirect URI
+// while userID ("" for nobody signed in) has not answered a consent page in
+// this request. A client registered by an administrator may; a client that
+// registered itself (dynamic registration) or is described by its own
+// metadata document may only once the user has consented to it before:
+// anyone can create such a client with any redirect URI, so redirecting its
+// errors at once would make the authorization endpoint an open redirector
+// (OAuth 2.1 §7.12.2, RFC 9700 §4.11.2). The user's own answer on the
+// consent page (Deny included) always goes back to the client.
+func (s *Service) MayRedirectErrors(ctx context.Context, userID string, c Client) (bool, error) {
+	if c.RegistrationType == RegisteredByAdmin {
+		return true, nil
+	}
+	if userID == "" || c.ClientID == "" {
+		return false, nil
+	}
+	_, err := s.store.Consent(ctx, userID, c.ClientID)
+	switch {
+	case errors.Is(err, ErrNoConsent):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
 }
 
 // NeedsConsent reports whether the user must (still) consent to the scopes.
