@@ -54,20 +54,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *server) writeOAuthError(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *oauth.Error
 	if !errors.As(err, &oe) {
-		var ae *apperr.Error
-		if errors.As(err, &ae) && ae.Kind == apperr.Unavailable {
-			oe = &oauth.Error{Code: "temporarily_unavailable", Description: ae.Message, Status: http.StatusServiceUnavailable}
-			w.Header().Set("Retry-After", "5")
-		} else {
-			s.logger.ErrorContext(r.Context(), "oauth endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
-			oe = &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: http.StatusInternalServerError}
-		}
+		oe = s.protocolError(r, err, w.Header())
 	}
 	if oe.Status == http.StatusUnauthorized && oe.Code == "invalid_client" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
 	}
 	noStore(w)
 	writeJSON(w, oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+}
+
+// protocolError is the RFC 6749 error for an error of the service that is
+// not one already: input the store refused (Invalid, BadRequest) is
+// invalid_request, a dependency that is down is temporarily_unavailable
+// (503), anything else is a logged server_error.
+func (s *server) protocolError(r *http.Request, err error, h http.Header) *oauth.Error {
+	ae, ok := apperr.As(err)
+	switch {
+	case ok && (ae.Kind == apperr.Invalid || ae.Kind == apperr.BadRequest):
+		return &oauth.Error{Code: "invalid_request", Description: ae.Message, Status: http.StatusBadRequest}
+	case ok && ae.Kind == apperr.Unavailable:
+		h.Set("Retry-After", "5")
+		return &oauth.Error{Code: "temporarily_unavailable", Description: ae.Message, Status: http.StatusServiceUnavailable}
+	}
+	s.logger.ErrorContext(r.Context(), "oauth endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
+	return &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: http.StatusInternalServerError}
 }
 
 // readForm parses an application/x-www-form-urlencoded (or multipart) body
@@ -255,13 +265,18 @@ func (s *server) authorizeFailed(w http.ResponseWriter, r *http.Request, req oau
 		return
 	}
 	if !errors.As(err, &ae) {
-		var ue *apperr.Error
-		if errors.As(err, &ue) && ue.Kind == apperr.Unavailable {
+		ue, ok := apperr.As(err)
+		switch {
+		case ok && ue.Kind == apperr.Unavailable:
 			writeEnvelope(w, s.toEnvelope(r.Context(), err))
 			return
+		case ok && (ue.Kind == apperr.Invalid || ue.Kind == apperr.BadRequest):
+			// Input the store refused: shown to the user, not redirected.
+			ae = &oauth.AuthError{Err: &oauth.Error{Code: "invalid_request", Description: ue.Message, Status: http.StatusBadRequest}}
+		default:
+			s.logger.ErrorContext(r.Context(), "authorization endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
+			ae = &oauth.AuthError{Err: &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: 500}}
 		}
-		s.logger.ErrorContext(r.Context(), "authorization endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
-		ae = &oauth.AuthError{Err: &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: 500}}
 	}
 	if wantsHTML(r) {
 		s.renderError(w, r, ae.Err.Status, ae.Err.Code, ae.Err.Description)

@@ -1,0 +1,193 @@
+package httpapi_test
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/internal/apitest"
+)
+
+// Bad input on every protocol endpoint: text PostgreSQL cannot store (NUL,
+// invalid UTF-8) and control characters never reach the database as a
+// server error; each parameter gets the answer its RFC prescribes.
+
+// oaBadValues are the values sent in place of each parameter.
+var oaBadValues = []struct{ name, v string }{
+	{"nul", "a\x00b"},
+	{"invalid-utf8", "\xff\xfe"},
+	{"control", "a\x01b"},
+}
+
+// oaNo5xx fails on a server error, whatever the endpoint.
+func oaNo5xx(t *testing.T, what string, r apitest.Response) {
+	t.Helper()
+	if r.Status >= 500 {
+		t.Fatalf("%s: status %d: %s", what, r.Status, r.Body)
+	}
+}
+
+func TestOAuthUnstorableInputAtTheTokenRevocationAndIntrospectionEndpoints(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		s := oaStart(t, e)
+		verifier, challenge := oaPKCE()
+		tok := oaFlow(t, e, s.conf, s.alice.Access, nil)
+		for _, bad := range oaBadValues {
+			t.Run(bad.name, func(t *testing.T) {
+				basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(bad.v)+":secret"))
+				code := oaCode(t, e, s.alice.Access, oaParams(s.pub, challenge, nil))
+				for _, tc := range []struct {
+					name, path string
+					form       url.Values
+					headers    map[string]string
+					status     int
+					code, desc string
+				}{
+					{"token client_id", "/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {oaRedirect}, "client_id": {bad.v}},
+						nil, 401, "invalid_client", "Unknown client_id"},
+					{"token client_id (refresh)", "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {bad.v}, "client_secret": {"x"}},
+						nil, 401, "invalid_client", "Unknown client_id"},
+					{"token Basic client_id", "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}},
+						map[string]string{"Authorization": basic}, 401, "invalid_client", "Unknown client_id"},
+					{"token client_secret", "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "client_id": {s.conf.ID}, "client_secret": {bad.v}},
+						nil, 401, "invalid_client", "Invalid client secret"},
+					{"token grant_type", "/token", oaWithClient(s.conf, url.Values{"grant_type": {bad.v}}),
+						nil, 400, "unsupported_grant_type", ""},
+					{"token code", "/token", oaWithClient(s.conf, url.Values{"grant_type": {"authorization_code"}, "code": {bad.v}, "redirect_uri": {oaRedirect}}),
+						nil, 400, "invalid_grant", "Invalid authorization code"},
+					{"token redirect_uri", "/token", oaWithClient(s.pub, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {s.pub.Redirect + bad.v}, "code_verifier": {verifier}}),
+						nil, 400, "invalid_request", "redirect_uri"},
+					{"token code_verifier", "/token", oaWithClient(s.pub, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {s.pub.Redirect}, "code_verifier": {verifier + bad.v}}),
+						nil, 400, "invalid_grant", "code_verifier"},
+					{"token refresh_token", "/token", oaWithClient(s.conf, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bad.v}}),
+						nil, 400, "invalid_grant", "Invalid refresh token"},
+					{"token scope", "/token", oaWithClient(s.conf, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "scope": {"openid " + bad.v}}),
+						nil, 400, "invalid_request", "scope"},
+					{"token resource", "/token", oaWithClient(s.conf, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "resource": {"https://mcp.example.com/mcp" + bad.v}}),
+						nil, 400, "invalid_target", ""},
+					{"revoke client_id", "/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {bad.v}},
+						nil, 401, "invalid_client", "Unknown client_id"},
+					{"revoke Basic client_id", "/revoke", url.Values{"token": {tok.RefreshToken}},
+						map[string]string{"Authorization": basic}, 401, "invalid_client", "Unknown client_id"},
+					{"introspect client_id", "/introspect", url.Values{"token": {tok.AccessToken}, "client_id": {bad.v}, "client_secret": {"x"}},
+						nil, 401, "invalid_client", "Unknown client_id"},
+					{"introspect Basic client_id", "/introspect", url.Values{"token": {tok.RefreshToken}},
+						map[string]string{"Authorization": basic}, 401, "invalid_client", "Unknown client_id"},
+				} {
+					r := oaPost(e, oaBase+tc.path, "", tc.form, tc.headers)
+					oaNo5xx(t, tc.name, r)
+					oaErr(t, r, tc.status, tc.code, tc.desc)
+				}
+
+				// RFC 7009 §2.2: an invalid token is not an error of revocation.
+				for _, f := range []url.Values{{"token": {bad.v}}, {"token": {bad.v}, "token_type_hint": {"access_token"}}, {"token": {"x"}, "token_type_hint": {bad.v}}} {
+					r := oaPost(e, oaBase+"/revoke", "", oaWithClient(s.conf, f), nil)
+					oaNo5xx(t, "revoke", r)
+					if r.Status != http.StatusOK {
+						t.Fatalf("revoke %q: %d %s", f, r.Status, r.Body)
+					}
+					oaNoStore(t, r)
+				}
+				// RFC 7662 §2.2: a token that is not one is inactive.
+				for _, f := range []url.Values{{"token": {bad.v}}, {"token": {bad.v}, "token_type_hint": {"refresh_token"}}, {"token": {"x"}, "token_type_hint": {bad.v}}} {
+					r := oaPost(e, oaBase+"/introspect", "", oaWithClient(s.conf, f), nil)
+					oaNo5xx(t, "introspect", r)
+					if r.Status != http.StatusOK || r.JSON(t)["active"] != false {
+						t.Fatalf("introspect %q: %d %s", f, r.Status, r.Body)
+					}
+					oaNoStore(t, r)
+				}
+				// Userinfo (POST form): invalid_token.
+				r := oaPost(e, oaBase+"/userinfo", "", url.Values{"access_token": {bad.v}}, nil)
+				if r.Status != http.StatusUnauthorized || r.JSON(t)["error"] != "invalid_token" {
+					t.Fatalf("userinfo: %d %s", r.Status, r.Body)
+				}
+
+				// None of it spent the grant: the refresh token still works
+				// once, and the code once.
+				if !oaActive(t, e, s.conf, tok.RefreshToken) {
+					t.Fatal("a refused request spent the refresh token")
+				}
+				oaOK(t, oaExchange(e, s.pub, code, verifier, nil))
+			})
+		}
+
+		// A User-Agent header may carry bytes that are not UTF-8 (obs-text);
+		// the token is still issued, and the device is stored without them.
+		f := oaWithClient(s.conf, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+		oaOK(t, oaPost(e, oaBase+"/token", "", f, map[string]string{"User-Agent": "ua-\xff\xfe-1"}))
+		if n := e.Count(`SELECT COUNT(*) FROM oauth_provider_refresh_tokens WHERE device_info = 'ua--1'`); n != 1 {
+			t.Fatalf("%d refresh tokens with the cleaned User-Agent", n)
+		}
+	})
+}
+
+// At the authorization endpoint and the consent API: a bad client_id or
+// redirect_uri is shown to the user and never redirected to; any other bad
+// parameter goes back to the client as invalid_request (or the code the
+// parameter's own rule gives).
+func TestOAuthUnstorableInputAtTheAuthorizationEndpoint(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		s := oaStart(t, e)
+		_, challenge := oaPKCE()
+		// Alice has consented, so a good request would issue a code (and
+		// store its parameters).
+		oaFlow(t, e, s.conf, s.alice.Access, nil)
+		for _, bad := range oaBadValues {
+			t.Run(bad.name, func(t *testing.T) {
+				for _, tc := range []struct {
+					param, code string
+					redirect    bool
+				}{
+					{"client_id", "invalid_client", false},
+					{"redirect_uri", "invalid_request", false},
+					{"state", "invalid_request", true},
+					{"nonce", "invalid_request", true},
+					{"scope", "invalid_request", true},
+					{"code_challenge", "invalid_request", true},
+					{"code_challenge_method", "invalid_request", true},
+					{"response_type", "unsupported_response_type", true},
+					{"prompt", "invalid_request", true},
+					{"resource", "invalid_target", true},
+				} {
+					v := oaParams(s.conf, challenge, url.Values{"scope": {"openid"}, "nonce": {"n-1"}})
+					switch tc.param {
+					case "redirect_uri", "scope":
+						v.Set(tc.param, v.Get(tc.param)+bad.v)
+					default:
+						v.Set(tc.param, bad.v)
+					}
+					if tc.param == "client_id" || tc.param == "redirect_uri" {
+						// Shown to the user: an error page for a browser, the
+						// envelope for an API client; never a redirect.
+						r := e.Do(apitest.Request{Method: "GET", Path: oaBase + "/authorize?" + v.Encode(), Token: s.alice.Access, Headers: map[string]string{"Accept": "text/html"}})
+						oaNo5xx(t, "authorize "+tc.param, r)
+						if r.Status != http.StatusBadRequest || r.Header.Get("Location") != "" || !strings.Contains(string(r.Body), tc.code) {
+							t.Fatalf("authorize with a bad %s: %d Location %q; body %s", tc.param, r.Status, r.Header.Get("Location"), r.Body)
+						}
+						r = oaConsent(e, s.alice.Access, v, "true")
+						oaNo5xx(t, "consent "+tc.param, r)
+						if r.Status != http.StatusBadRequest || r.Header.Get("Location") != "" || !strings.Contains(string(r.Body), tc.code) {
+							t.Fatalf("consent with a bad %s: %d Location %q; body %s", tc.param, r.Status, r.Header.Get("Location"), r.Body)
+						}
+						continue
+					}
+					r := oaAuthorize(e, s.alice.Access, v)
+					oaNo5xx(t, "authorize "+tc.param, r)
+					oaWantRedirectError(t, e, r, http.StatusFound, v, tc.code, "")
+					if tc.param == "response_type" {
+						continue // the consent API has no response_type
+					}
+					r = oaConsent(e, s.alice.Access, v, "true")
+					oaNo5xx(t, "consent "+tc.param, r)
+					oaWantRedirectError(t, e, r, http.StatusSeeOther, v, tc.code, "")
+				}
+			})
+		}
+		if n := e.Count(`SELECT COUNT(*) FROM oauth_authorization_codes WHERE nonce <> 'n-1' AND nonce <> ''`); n != 0 {
+			t.Fatalf("%d codes stored with a bad nonce", n)
+		}
+	})
+}
