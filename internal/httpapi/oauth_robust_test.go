@@ -1,10 +1,14 @@
 package httpapi_test
 
 import (
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/apitest"
@@ -190,4 +194,54 @@ func TestOAuthUnstorableInputAtTheAuthorizationEndpoint(t *testing.T) {
 			t.Fatalf("%d codes stored with a bad nonce", n)
 		}
 	})
+}
+
+// Client management reads stored clients only: an id that looks like a
+// client metadata document's URL is never fetched (no outbound request, no
+// 500 when the fetch fails); unknown is the reference's 404.
+func TestOAuthClientManagementLooksUpStoredClientsOnly(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		s := oaStart(t, e)
+		var fetches atomic.Int32
+		doc := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fetches.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "max-age=60")
+			_ = json.NewEncoder(w).Encode(map[string]any{"client_id": "https://" + r.Host + r.URL.Path, "client_name": "Doc App",
+				"redirect_uris": []string{"http://127.0.0.1:7777/cb"}, "token_endpoint_auth_method": "none"})
+		}))
+		t.Cleanup(doc.Close)
+		pool := x509.NewCertPool()
+		pool.AddCert(doc.Certificate())
+		e.App.OAuth.MetadataFetcher().TrustRoots(pool)
+
+		clients := oaBase + "/clients/"
+		for _, id := range []string{"https://127.0.0.1/x", doc.URL + "/never-fetched.json", "a\x00b", "\xff\xfe"} {
+			expectError(t, e.Delete(clients+url.PathEscape(id), s.admin.Access), http.StatusNotFound, "SYS_002", "Client not found", "")
+		}
+		if n := fetches.Load(); n != 0 {
+			t.Fatalf("deleting unknown clients fetched %d metadata documents", n)
+		}
+		for _, id := range []string{"a\x00b", "\xff\xfe"} {
+			expectError(t, e.Delete(oaBase+"/consents/"+url.PathEscape(id), s.alice.Access), http.StatusNotFound, "SYS_002", "No consent found for this client", "")
+		}
+
+		// A metadata-document client cached by an authorization is a stored
+		// client: listed, and deleted without a fetch.
+		id := doc.URL + "/app.json"
+		_, challenge := oaPKCE()
+		oaAuthorize(e, s.alice.Access, oaParams(oaClient{ID: id, Redirect: "http://127.0.0.1:7777/cb"}, challenge, nil))
+		if n := e.Count(`SELECT COUNT(*) FROM oauth_clients WHERE client_id = $1`, id); n != 1 {
+			t.Fatalf("the metadata client was not cached (%d rows)", n)
+		}
+		fetched := fetches.Load()
+		e.Delete(clients+url.PathEscape(id), s.admin.Access).Expect(t, http.StatusNoContent, "")
+		if n := e.Count(`SELECT COUNT(*) FROM oauth_clients WHERE client_id = $1`, id); n != 0 || fetches.Load() != fetched {
+			t.Fatalf("after the delete: %d rows, %d fetches (was %d)", n, fetches.Load(), fetched)
+		}
+		expectError(t, e.Delete(clients+url.PathEscape(id), s.admin.Access), http.StatusNotFound, "SYS_002", "Client not found", "")
+		if fetches.Load() != fetched {
+			t.Fatal("deleting a deleted metadata client fetched its document")
+		}
+	}, apitest.WithEnv("OAUTH_CIMD_ALLOW_PRIVATE", "true"))
 }
