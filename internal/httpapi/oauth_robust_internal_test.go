@@ -27,11 +27,14 @@ func TestOAuthErrorWritersMapInputErrorsToInvalidRequest(t *testing.T) {
 		err    error
 		status int
 		code   string
+		retry  string // Retry-After
 	}{
-		{"invalid", fmt.Errorf("save code: %w", unstorable), http.StatusBadRequest, "invalid_request"},
-		{"bad request", &apperr.Error{Kind: apperr.BadRequest, Code: apperr.CodeInvalidInput, Message: "bad"}, http.StatusBadRequest, "invalid_request"},
-		{"unavailable", &apperr.Error{Kind: apperr.Unavailable, Code: apperr.CodeServiceUnavailable, Message: "down", RetryAfter: 5}, http.StatusServiceUnavailable, "temporarily_unavailable"},
-		{"unknown", errors.New("boom"), http.StatusInternalServerError, "server_error"},
+		{"invalid", fmt.Errorf("save code: %w", unstorable), http.StatusBadRequest, "invalid_request", ""},
+		{"bad request", &apperr.Error{Kind: apperr.BadRequest, Code: apperr.CodeInvalidInput, Message: "bad"}, http.StatusBadRequest, "invalid_request", ""},
+		{"rate limited", &apperr.Error{Kind: apperr.RateLimited, Code: apperr.CodeRateLimited, Message: "slow", RetryAfter: 7}, http.StatusTooManyRequests, "temporarily_unavailable", "7"},
+		{"unavailable", &apperr.Error{Kind: apperr.Unavailable, Code: apperr.CodeServiceUnavailable, Message: "down", RetryAfter: 3}, http.StatusServiceUnavailable, "temporarily_unavailable", "3"},
+		{"unavailable without a delay", &apperr.Error{Kind: apperr.Unavailable, Code: apperr.CodeServiceUnavailable, Message: "down"}, http.StatusServiceUnavailable, "temporarily_unavailable", "5"},
+		{"unknown", errors.New("boom"), http.StatusInternalServerError, "server_error", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
@@ -43,7 +46,7 @@ func TestOAuthErrorWritersMapInputErrorsToInvalidRequest(t *testing.T) {
 			if w.Code != tc.status || body["error"] != tc.code || len(body) != 2 {
 				t.Fatalf("%d %v, want %d %s", w.Code, body, tc.status, tc.code)
 			}
-			if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Pragma") != "no-cache" {
+			if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Pragma") != "no-cache" || w.Header().Get("Retry-After") != tc.retry {
 				t.Fatalf("headers %v", w.Header())
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -244,4 +245,40 @@ func TestOAuthClientManagementLooksUpStoredClientsOnly(t *testing.T) {
 			t.Fatal("deleting a deleted metadata client fetched its document")
 		}
 	}, apitest.WithEnv("OAUTH_CIMD_ALLOW_PRIVATE", "true"))
+}
+
+// A rate-limited request to the token, revocation or introspection endpoint
+// is an RFC 6749 error (429 temporarily_unavailable, Retry-After, no-store),
+// not the API's envelope: those clients read only the RFC's format.
+func TestOAuthRateLimitAnswersInTheRFCFormat(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		s := oaStart(t, e)
+		bogus := url.Values{"token": {"not-a-token"}}
+		for _, tc := range []struct {
+			path  string
+			limit int
+			form  url.Values
+		}{
+			{"/revoke", 30, oaWithClient(s.conf, bogus)},
+			{"/introspect", 120, oaWithClient(s.conf, bogus)},
+			{"/token", 60, oaWithClient(s.conf, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"not-a-token"}})},
+		} {
+			for i := 0; i < tc.limit; i++ {
+				if r := oaPost(e, oaBase+tc.path, "", tc.form, nil); r.Status == http.StatusTooManyRequests {
+					t.Fatalf("%s: limited after %d of %d requests", tc.path, i, tc.limit)
+				}
+			}
+			r := oaPost(e, oaBase+tc.path, "", tc.form, nil)
+			oaErr(t, r, http.StatusTooManyRequests, "temporarily_unavailable", "Rate limit exceeded")
+			if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 || n > 60 {
+				t.Fatalf("%s: Retry-After %q", tc.path, r.Header.Get("Retry-After"))
+			}
+			if r.Header.Get("X-RateLimit-Remaining") != "0" {
+				t.Fatalf("%s: X-RateLimit-Remaining %q", tc.path, r.Header.Get("X-RateLimit-Remaining"))
+			}
+		}
+		// The root /token (MCP 2025-03-26 default path) shares the bucket.
+		r := oaPost(e, "/token", "", url.Values{"grant_type": {"refresh_token"}}, nil)
+		oaErr(t, r, http.StatusTooManyRequests, "temporarily_unavailable", "")
+	}, apitest.WithEnv("RATE_LIMIT_ENABLED", "true"))
 }

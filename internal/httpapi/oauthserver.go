@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,16 +66,24 @@ func (s *server) writeOAuthError(w http.ResponseWriter, r *http.Request, err err
 
 // protocolError is the RFC 6749 error for an error of the service that is
 // not one already: input the store refused (Invalid, BadRequest) is
-// invalid_request, a dependency that is down is temporarily_unavailable
-// (503), anything else is a logged server_error.
+// invalid_request; a rate limit (429) and a dependency that is down (503)
+// are temporarily_unavailable with Retry-After (docs/OAUTH.md); anything
+// else is a logged server_error.
 func (s *server) protocolError(r *http.Request, err error, h http.Header) *oauth.Error {
 	ae, ok := apperr.As(err)
 	switch {
 	case ok && (ae.Kind == apperr.Invalid || ae.Kind == apperr.BadRequest):
 		return &oauth.Error{Code: "invalid_request", Description: ae.Message, Status: http.StatusBadRequest}
-	case ok && ae.Kind == apperr.Unavailable:
-		h.Set("Retry-After", "5")
-		return &oauth.Error{Code: "temporarily_unavailable", Description: ae.Message, Status: http.StatusServiceUnavailable}
+	case ok && (ae.Kind == apperr.RateLimited || ae.Kind == apperr.Unavailable):
+		status, retry := http.StatusServiceUnavailable, 5
+		if ae.Kind == apperr.RateLimited {
+			status = http.StatusTooManyRequests
+		}
+		if ae.RetryAfter > 0 {
+			retry = ae.RetryAfter
+		}
+		h.Set("Retry-After", strconv.Itoa(retry))
+		return &oauth.Error{Code: "temporarily_unavailable", Description: ae.Message, Status: status}
 	}
 	s.logger.ErrorContext(r.Context(), "oauth endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
 	return &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: http.StatusInternalServerError}
