@@ -282,3 +282,28 @@ func TestOAuthRateLimitAnswersInTheRFCFormat(t *testing.T) {
 		oaErr(t, r, http.StatusTooManyRequests, "temporarily_unavailable", "")
 	}, apitest.WithEnv("RATE_LIMIT_ENABLED", "true"))
 }
+
+// Registration (by a superuser and dynamic) allows http redirect URIs on
+// the three loopback hosts only.
+func TestOAuthRegistrationLoopbackRedirectHosts(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		admin := e.Superuser(oaAdminEmail)
+		for _, u := range []string{"http://127.0.0.1:8080/cb", "http://[::1]/cb", "http://localhost:3000/cb"} {
+			oaNewClient(t, e, admin.Access, "public", "", u)
+			r := e.Post(oaBase+"/register", "", map[string]any{"redirect_uris": []string{u}, "token_endpoint_auth_method": "none"})
+			if r.Status != http.StatusCreated {
+				t.Fatalf("dynamic registration of %s: %d %s", u, r.Status, r.Body)
+			}
+		}
+		for _, u := range []string{"http://127.0.0.2/cb", "http://127.1:8080/cb", "http://[::ffff:127.0.0.1]/cb", "http://[0:0:0:0:0:0:0:1]/cb"} {
+			r := oaRegister(e, admin.Access, url.Values{"client_name": {"Loop"}, "redirect_uris": {u}})
+			if _, msg, field := r.Expect(t, http.StatusUnprocessableEntity, "VAL_001").ErrorCode(t); field != "redirect_uris" || !strings.Contains(msg, "https") {
+				t.Fatalf("registration of %s: %s %v", u, msg, field)
+			}
+			r = e.Post(oaBase+"/register", "", map[string]any{"redirect_uris": []string{u}, "token_endpoint_auth_method": "none"})
+			if r.Status != http.StatusBadRequest || r.JSON(t)["error"] != "invalid_redirect_uri" {
+				t.Fatalf("dynamic registration of %s: %d %s", u, r.Status, r.Body)
+			}
+		}
+	})
+}
