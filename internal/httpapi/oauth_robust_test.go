@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/gatehouse-dev/gatehouse/internal/apitest"
 )
@@ -303,6 +307,36 @@ func TestOAuthRegistrationLoopbackRedirectHosts(t *testing.T) {
 			r = e.Post(oaBase+"/register", "", map[string]any{"redirect_uris": []string{u}, "token_endpoint_auth_method": "none"})
 			if r.Status != http.StatusBadRequest || r.JSON(t)["error"] != "invalid_redirect_uri" {
 				t.Fatalf("dynamic registration of %s: %d %s", u, r.Status, r.Body)
+			}
+		}
+	})
+}
+
+// auth_time is when the user logged in, not when the client asked: on the
+// bearer-token path that is the creation of the token's session, for codes
+// issued by the consent API and by the authorization endpoint alike.
+func TestOAuthAuthTimeIsTheLoginTimeOfTheBearerSession(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		s := oaStart(t, e)
+		loggedIn := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+		e.Exec(`UPDATE user_sessions SET created_at = $1 WHERE user_id = $2`, loggedIn, s.alice.UserID)
+		set := oaJWKS(t, e)
+		// The first flow consents through the consent API; the second is
+		// answered by the authorization endpoint itself.
+		for i, path := range []string{"consent API", "authorization endpoint"} {
+			tok := oaFlow(t, e, s.conf, s.alice.Access, url.Values{"scope": {"openid email"}})
+			_, id := oaVerify(t, set, tok.IDToken)
+			_, access := oaVerify(t, set, tok.AccessToken)
+			for name, claims := range map[string]jwt.MapClaims{"ID token": id, "access token": access} {
+				at, ok := claims["auth_time"].(float64)
+				if !ok || math.Abs(at-float64(loggedIn.Unix())) > 1 {
+					t.Fatalf("%s (%s, flow %d): auth_time %v, want the login time %d", name, path, i, claims["auth_time"], loggedIn.Unix())
+				}
+			}
+			// Refreshes keep it.
+			ref := oaOK(t, oaRefresh(e, s.conf, tok.RefreshToken, nil))
+			if _, c := oaVerify(t, set, ref.IDToken); c["auth_time"] != id["auth_time"] {
+				t.Fatalf("refresh changed auth_time: %v → %v", id["auth_time"], c["auth_time"])
 			}
 		}
 	})

@@ -211,17 +211,31 @@ func (s *server) jwks(w http.ResponseWriter, r *http.Request) {
 
 // --- authorization endpoint ------------------------------------------------
 
-// authorizingUser is who is at the authorization endpoint: the bearer token
-// of an API client (the reference's frontend), or the browser session of the
-// built-in pages.
+// authorizingUser is who is at the authorization endpoint, with when they
+// logged in (auth_time): the bearer token of an API client (the reference's
+// frontend), or the browser session of the built-in pages.
 func (s *server) authorizingUser(r *http.Request) (user.User, time.Time, bool) {
 	if raw, ok := auth.BearerToken(r.Header.Get("Authorization")); ok {
-		u, _, err := s.Auth.Authenticate(r.Context(), raw)
-		if err == nil {
-			return u, s.Now(), true
+		if u, at, err := s.bearerLogin(r, raw); err == nil {
+			return u, at, true
 		}
 	}
 	return s.browserUser(r)
+}
+
+// bearerLogin authenticates a first-party bearer token and returns its user
+// and login time: the creation of the token's session, not the time of this
+// request.
+func (s *server) bearerLogin(r *http.Request, raw string) (user.User, time.Time, error) {
+	u, actor, err := s.Auth.Authenticate(r.Context(), raw)
+	if err != nil {
+		return user.User{}, time.Time{}, err
+	}
+	at, err := s.Auth.LoginTime(r.Context(), actor)
+	if err != nil {
+		return user.User{}, time.Time{}, err
+	}
+	return u, at, nil
 }
 
 func (s *server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
@@ -349,7 +363,7 @@ func (s *server) oauthConsentAPI(w http.ResponseWriter, r *http.Request) {
 		s.writeAPIError(w, r, auth.ErrNotAuthenticated)
 		return
 	}
-	u, _, err := s.Auth.Authenticate(r.Context(), raw)
+	u, authTime, err := s.bearerLogin(r, raw)
 	if err != nil {
 		s.writeAPIError(w, r, err)
 		return
@@ -375,7 +389,7 @@ func (s *server) oauthConsentAPI(w http.ResponseWriter, r *http.Request) {
 	if form.Has("scope") {
 		chosen = oauth.ParseScope(form.Get("scope"))
 	}
-	to, err := s.OAuth.Decide(r.Context(), u.ID, s.Now(), c, approved, chosen)
+	to, err := s.OAuth.Decide(r.Context(), u.ID, authTime, c, approved, chosen)
 	if err != nil {
 		s.authorizeFailed(w, r, req, err)
 		return
