@@ -341,3 +341,29 @@ func TestOAuthAuthTimeIsTheLoginTimeOfTheBearerSession(t *testing.T) {
 		}
 	})
 }
+
+// An empty scope on the consent API is an absent one: the client's allowed
+// scopes, as at the authorization endpoint (reference §6B.3 step 4), not
+// invalid_scope.
+func TestOAuthConsentWithEmptyScopeGrantsTheAllowedScopes(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		s := oaStart(t, e)
+		for _, scope := range []string{"", "   "} {
+			verifier, challenge := oaPKCE()
+			v := oaParams(s.conf, challenge, url.Values{"scope": {scope}})
+			q := oaBackAtClient(t, e, oaLocation(t, oaConsent(e, s.alice.Access, v, "true"), http.StatusSeeOther), v)
+			if q.Get("error") != "" || q.Get("code") == "" {
+				t.Fatalf("scope %q: %v", scope, q)
+			}
+			tok := oaOK(t, oaExchange(e, s.conf, q.Get("code"), verifier, nil))
+			if tok.Scope != "email openid profile" {
+				t.Fatalf("scope %q granted %q, want the client's allowed scopes", scope, tok.Scope)
+			}
+		}
+		// A non-empty scope still narrows, and one the client may not have
+		// is still invalid_scope.
+		_, challenge := oaPKCE()
+		v := oaParams(s.conf, challenge, url.Values{"scope": {"admin"}})
+		oaWantRedirectError(t, e, oaConsent(e, s.alice.Access, v, "true"), http.StatusSeeOther, v, "invalid_scope", "")
+	})
+}

@@ -385,8 +385,10 @@ func (s *server) oauthConsentAPI(w http.ResponseWriter, r *http.Request) {
 		s.authorizeFailed(w, r, req, err)
 		return
 	}
+	// An empty scope is an absent one: every scope of the request, as at
+	// the authorization endpoint (reference §6B.3 step 4).
 	var chosen []string
-	if form.Has("scope") {
+	if strings.TrimSpace(form.Get("scope")) != "" {
 		chosen = oauth.ParseScope(form.Get("scope"))
 	}
 	to, err := s.OAuth.Decide(r.Context(), u.ID, authTime, c, approved, chosen)
