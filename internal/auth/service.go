@@ -275,6 +275,16 @@ func (s *Service) Sessions(ctx context.Context, actor user.Actor) ([]Session, er
 	return list, nil
 }
 
+// LoginTime is when the actor logged in: the creation of the session its
+// token belongs to (refreshes keep the session). OpenID Connect's auth_time.
+func (s *Service) LoginTime(ctx context.Context, actor user.Actor) (time.Time, error) {
+	sess, err := s.store.SessionByID(ctx, actor.SessionID)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("login time: %w", err)
+	}
+	return sess.CreatedAt, nil
+}
+
 // RevokeSession revokes one of the actor's own sessions (superusers too may
 // only revoke their own here; the admin API revokes anyone's).
 func (s *Service) RevokeSession(ctx context.Context, actor user.Actor, id string) (Session, error) {

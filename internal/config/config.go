@@ -423,6 +423,14 @@ func loadProvider(r *reader, c *Config) {
 	p.AccessTokenTTL = time.Duration(r.integer("OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS", 3600, 60, 86400)) * time.Second
 	p.RefreshTokenTTL = time.Duration(r.integer("OAUTH_REFRESH_TOKEN_EXPIRE_SECONDS", 604800, 300, 365*86400)) * time.Second
 	p.KeyRetention = time.Duration(r.integer("OAUTH_KEY_RETENTION_HOURS", 48, 2, 24*365)) * time.Hour
+	// A retired key must stay published until the last token it signed has
+	// expired (plus an hour for clocks and caches), or those tokens stop
+	// verifying early.
+	if need := p.AccessTokenTTL + time.Hour; p.KeyRetention < need {
+		r.fail("OAUTH_KEY_RETENTION_HOURS", "must be at least OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS plus one hour, so a retired key "+
+			"stays published while tokens it signed are valid: %d hours or more for OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS=%d, got %d",
+			int((need+time.Hour-1)/time.Hour), int(p.AccessTokenTTL.Seconds()), int(p.KeyRetention.Hours()))
+	}
 	p.BrowserSessionTTL = time.Duration(r.integer("OAUTH_BROWSER_SESSION_HOURS", 12, 1, 24*90)) * time.Hour
 	p.ConsentTTL = time.Duration(r.integer("OAUTH_CONSENT_TTL_DAYS", 365, 0, 36500)) * 24 * time.Hour
 	p.FrontendURL = c.FrontendURL

@@ -722,3 +722,29 @@ func TestLoadConsentTTL(t *testing.T) {
 		wantProblem(t, loadErr(t, map[string]string{"OAUTH_CONSENT_TTL_DAYS": bad}), "OAUTH_CONSENT_TTL_DAYS", "between 0 and 36500")
 	}
 }
+
+// A retired signing key must stay published for at least the access-token
+// lifetime plus an hour, or tokens it signed stop verifying while valid.
+func TestLoadProviderKeyRetentionCoversAccessTokens(t *testing.T) {
+	for _, tc := range []struct {
+		access, retention string
+		need              string // "" when the pair is accepted
+	}{
+		{"", "", ""},             // 3600 s, 48 h
+		{"3600", "2", ""},        // exactly one hour more
+		{"7200", "2", "3 hours"}, // two hours of tokens, two of keys
+		{"86400", "24", "25 hours"},
+		{"86400", "25", ""},
+		{"5400", "2", "3 hours"}, // 1.5 h + 1 h rounds up
+	} {
+		m := map[string]string{"OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS": tc.access, "OAUTH_KEY_RETENTION_HOURS": tc.retention}
+		if tc.need == "" {
+			c, _ := mustLoad(t, m)
+			if c.Provider.KeyRetention < c.Provider.AccessTokenTTL+time.Hour {
+				t.Fatalf("%v: retention %s for tokens of %s", m, c.Provider.KeyRetention, c.Provider.AccessTokenTTL)
+			}
+			continue
+		}
+		wantProblem(t, loadErr(t, m), "OAUTH_KEY_RETENTION_HOURS", "OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS", tc.need, "got "+tc.retention)
+	}
+}

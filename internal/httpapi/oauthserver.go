@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,20 +55,38 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *server) writeOAuthError(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *oauth.Error
 	if !errors.As(err, &oe) {
-		var ae *apperr.Error
-		if errors.As(err, &ae) && ae.Kind == apperr.Unavailable {
-			oe = &oauth.Error{Code: "temporarily_unavailable", Description: ae.Message, Status: http.StatusServiceUnavailable}
-			w.Header().Set("Retry-After", "5")
-		} else {
-			s.logger.ErrorContext(r.Context(), "oauth endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
-			oe = &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: http.StatusInternalServerError}
-		}
+		oe = s.protocolError(r, err, w.Header())
 	}
 	if oe.Status == http.StatusUnauthorized && oe.Code == "invalid_client" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse"`)
 	}
 	noStore(w)
 	writeJSON(w, oe.Status, map[string]string{"error": oe.Code, "error_description": oe.Description})
+}
+
+// protocolError is the RFC 6749 error for an error of the service that is
+// not one already: input the store refused (Invalid, BadRequest) is
+// invalid_request; a rate limit (429) and a dependency that is down (503)
+// are temporarily_unavailable with Retry-After (docs/OAUTH.md); anything
+// else is a logged server_error.
+func (s *server) protocolError(r *http.Request, err error, h http.Header) *oauth.Error {
+	ae, ok := apperr.As(err)
+	switch {
+	case ok && (ae.Kind == apperr.Invalid || ae.Kind == apperr.BadRequest):
+		return &oauth.Error{Code: "invalid_request", Description: ae.Message, Status: http.StatusBadRequest}
+	case ok && (ae.Kind == apperr.RateLimited || ae.Kind == apperr.Unavailable):
+		status, retry := http.StatusServiceUnavailable, 5
+		if ae.Kind == apperr.RateLimited {
+			status = http.StatusTooManyRequests
+		}
+		if ae.RetryAfter > 0 {
+			retry = ae.RetryAfter
+		}
+		h.Set("Retry-After", strconv.Itoa(retry))
+		return &oauth.Error{Code: "temporarily_unavailable", Description: ae.Message, Status: status}
+	}
+	s.logger.ErrorContext(r.Context(), "oauth endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
+	return &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: http.StatusInternalServerError}
 }
 
 // readForm parses an application/x-www-form-urlencoded (or multipart) body
@@ -192,17 +211,31 @@ func (s *server) jwks(w http.ResponseWriter, r *http.Request) {
 
 // --- authorization endpoint ------------------------------------------------
 
-// authorizingUser is who is at the authorization endpoint: the bearer token
-// of an API client (the reference's frontend), or the browser session of the
-// built-in pages.
+// authorizingUser is who is at the authorization endpoint, with when they
+// logged in (auth_time): the bearer token of an API client (the reference's
+// frontend), or the browser session of the built-in pages.
 func (s *server) authorizingUser(r *http.Request) (user.User, time.Time, bool) {
 	if raw, ok := auth.BearerToken(r.Header.Get("Authorization")); ok {
-		u, _, err := s.Auth.Authenticate(r.Context(), raw)
-		if err == nil {
-			return u, s.Now(), true
+		if u, at, err := s.bearerLogin(r, raw); err == nil {
+			return u, at, true
 		}
 	}
 	return s.browserUser(r)
+}
+
+// bearerLogin authenticates a first-party bearer token and returns its user
+// and login time: the creation of the token's session, not the time of this
+// request.
+func (s *server) bearerLogin(r *http.Request, raw string) (user.User, time.Time, error) {
+	u, actor, err := s.Auth.Authenticate(r.Context(), raw)
+	if err != nil {
+		return user.User{}, time.Time{}, err
+	}
+	at, err := s.Auth.LoginTime(r.Context(), actor)
+	if err != nil {
+		return user.User{}, time.Time{}, err
+	}
+	return u, at, nil
 }
 
 func (s *server) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
@@ -304,13 +337,18 @@ func (s *server) authorizeFailed(w http.ResponseWriter, r *http.Request, req oau
 		ae = &oauth.AuthError{Err: shownAuthError(ae)}
 	}
 	if ae == nil {
-		var ue *apperr.Error
-		if errors.As(err, &ue) && ue.Kind == apperr.Unavailable {
+		ue, ok := apperr.As(err)
+		switch {
+		case ok && ue.Kind == apperr.Unavailable:
 			writeEnvelope(w, s.toEnvelope(r.Context(), err))
 			return
+		case ok && (ue.Kind == apperr.Invalid || ue.Kind == apperr.BadRequest):
+			// Input the store refused: shown to the user, not redirected.
+			ae = &oauth.AuthError{Err: &oauth.Error{Code: "invalid_request", Description: ue.Message, Status: http.StatusBadRequest}}
+		default:
+			s.logger.ErrorContext(r.Context(), "authorization endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
+			ae = &oauth.AuthError{Err: &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: 500}}
 		}
-		s.logger.ErrorContext(r.Context(), "authorization endpoint failed", "err", err, "request_id", requestIDFrom(r.Context()))
-		ae = &oauth.AuthError{Err: &oauth.Error{Code: "server_error", Description: "The server could not complete the request", Status: 500}}
 	}
 	if wantsHTML(r) {
 		s.renderError(w, r, ae.Err, withheld)
@@ -374,7 +412,7 @@ func (s *server) oauthConsentAPI(w http.ResponseWriter, r *http.Request) {
 		s.writeAPIError(w, r, auth.ErrNotAuthenticated)
 		return
 	}
-	u, _, err := s.Auth.Authenticate(r.Context(), raw)
+	u, authTime, err := s.bearerLogin(r, raw)
 	if err != nil {
 		s.writeAPIError(w, r, err)
 		return
@@ -396,11 +434,13 @@ func (s *server) oauthConsentAPI(w http.ResponseWriter, r *http.Request) {
 		s.authorizeFailed(w, r, req, u.ID, err)
 		return
 	}
+	// An empty scope is an absent one: every scope of the request, as at
+	// the authorization endpoint (reference §6B.3 step 4).
 	var chosen []string
-	if form.Has("scope") {
+	if strings.TrimSpace(form.Get("scope")) != "" {
 		chosen = oauth.ParseScope(form.Get("scope"))
 	}
-	to, err := s.OAuth.Decide(r.Context(), u.ID, s.Now(), c, approved, chosen)
+	to, err := s.OAuth.Decide(r.Context(), u.ID, authTime, c, approved, chosen)
 	if err != nil {
 		s.authorizeFailed(w, r, req, u.ID, err)
 		return

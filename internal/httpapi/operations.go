@@ -245,10 +245,23 @@ var (
 // limited applies an endpoint's rate limit to a plain net/http handler (the
 // protocol endpoints), with the same counters and headers as the API.
 func (s *server) limited(name string, l limit, h http.HandlerFunc) http.HandlerFunc {
+	return s.limitedAs(name, l, h, func(w http.ResponseWriter, r *http.Request, err error) {
+		writeEnvelope(w, s.toEnvelope(r.Context(), err))
+	})
+}
+
+// protocolLimited is limited for the token, revocation and introspection
+// endpoints, whose clients read RFC 6749 errors: a refusal is 429
+// temporarily_unavailable with Retry-After and no-store (docs/OAUTH.md).
+func (s *server) protocolLimited(name string, l limit, h http.HandlerFunc) http.HandlerFunc {
+	return s.limitedAs(name, l, h, s.writeOAuthError)
+}
+
+func (s *server) limitedAs(name string, l limit, h http.HandlerFunc, fail func(http.ResponseWriter, *http.Request, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := context.WithValue(r.Context(), keyHeaderSetter, func(k, v string) { w.Header().Set(k, v) })
 		if _, err := s.checkLimit(ctx, name, l); err != nil {
-			writeEnvelope(w, s.toEnvelope(ctx, err))
+			fail(w, r.WithContext(ctx), err)
 			return
 		}
 		h(w, r.WithContext(ctx))

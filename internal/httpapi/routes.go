@@ -180,16 +180,16 @@ func (s *server) routes() {
 	}
 	s.router.Get(providerPrefix+"/authorize", on(s.limited("oauthAuthorize", limit{30, false}, s.oauthAuthorize)))
 	s.router.Post(providerPrefix+"/authorize/consent", on(s.limited("oauthConsent", limit{30, false}, s.oauthConsentAPI)))
-	s.router.Post(providerPrefix+"/token", on(s.limited("oauthToken", limit{60, false}, s.oauthToken)))
-	s.router.Post(providerPrefix+"/revoke", on(s.limited("oauthRevoke", limit{30, false}, s.oauthRevoke)))
-	s.router.Post(providerPrefix+"/introspect", on(s.limited("oauthIntrospect", limit{120, false}, s.oauthIntrospect)))
+	s.router.Post(providerPrefix+"/token", on(s.protocolLimited("oauthToken", limit{60, false}, s.oauthToken)))
+	s.router.Post(providerPrefix+"/revoke", on(s.protocolLimited("oauthRevoke", limit{30, false}, s.oauthRevoke)))
+	s.router.Post(providerPrefix+"/introspect", on(s.protocolLimited("oauthIntrospect", limit{120, false}, s.oauthIntrospect)))
 	s.router.Get(providerPrefix+"/userinfo", on(s.oauthUserInfo))
 	s.router.Post(providerPrefix+"/userinfo", on(s.oauthUserInfo))
 	s.router.Post(providerPrefix+"/register", on(s.limited("oauthRegister", limit{10, true}, s.oauthRegister)))
 	// Default paths of 2025-03-26 MCP clients that find no metadata: the
 	// same handlers (and the same rate-limit buckets) at the origin root.
 	s.router.Get("/authorize", on(s.rootAuthorize))
-	s.router.Post("/token", on(s.limited("oauthToken", limit{60, false}, s.oauthToken)))
+	s.router.Post("/token", on(s.protocolLimited("oauthToken", limit{60, false}, s.oauthToken)))
 	s.router.Post("/register", on(s.limited("oauthRegister", limit{10, true}, s.oauthRegister)))
 	s.documentProtocol()
 

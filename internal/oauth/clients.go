@@ -155,14 +155,21 @@ func (s *Service) Clients(ctx context.Context, actor user.Actor) ([]Client, erro
 	return s.store.ActiveClients(ctx)
 }
 
-// DeleteClient deletes a client with its codes, tokens and consents.
+// DeleteClient deletes a client with its codes, tokens and consents. Only
+// stored clients are managed: an id that looks like a metadata document's
+// URL is looked up, never fetched.
 func (s *Service) DeleteClient(ctx context.Context, actor user.Actor, clientID string) error {
 	if !actor.IsSuperuser {
 		return user.ErrNotPermitted
 	}
-	if _, err := s.client(ctx, clientID); errors.Is(err, ErrUnknownClient) {
+	if !wellFormed(clientID) {
 		return ErrClientNotFound
-	} else if err != nil {
+	}
+	c, err := s.store.ClientByClientID(ctx, clientID)
+	if errors.Is(err, ErrUnknownClient) || (err == nil && !c.IsActive) {
+		return ErrClientNotFound
+	}
+	if err != nil {
 		return err
 	}
 	return s.store.DeleteClient(ctx, clientID)
@@ -175,6 +182,9 @@ func (s *Service) Consents(ctx context.Context, actor user.Actor) ([]Consent, er
 
 // RevokeConsent revokes the actor's tokens for a client, then its consent.
 func (s *Service) RevokeConsent(ctx context.Context, actor user.Actor, clientID string) error {
+	if !wellFormed(clientID) { // no client has such an id
+		return ErrConsentNotFound
+	}
 	if _, err := s.store.RevokeUserClientRefreshTokens(ctx, actor.UserID, clientID, s.now()); err != nil {
 		return err
 	}

@@ -19,6 +19,9 @@ func (s *Service) Revoke(ctx context.Context, cr ClientCredentials, raw, hint st
 	if raw == "" {
 		return oerr("invalid_request", "token required")
 	}
+	if !wellFormed(raw) { // not a token of this server: nothing to revoke
+		return nil
+	}
 	rt, err := s.findToken(ctx, raw, hint)
 	if errors.Is(err, ErrUnknownRefresh) {
 		return nil
@@ -110,6 +113,9 @@ func (s *Service) Introspect(ctx context.Context, cr ClientCredentials, raw, hin
 	}
 	if raw == "" {
 		return nil, oerr("invalid_request", "token required")
+	}
+	if !wellFormed(raw) {
+		return inactive(), nil
 	}
 	now := s.Now()
 	if isAccess && live {

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Scopes the server knows (reference §6B.1).
@@ -130,6 +131,15 @@ func oerr(code, description string) *Error {
 		status = http.StatusServiceUnavailable
 	}
 	return &Error{Code: code, Description: description, Status: status}
+}
+
+// wellFormed reports whether a protocol parameter can be a value at all:
+// valid UTF-8 without control characters. RFC 6749 Appendix A allows only
+// printable ASCII in client_id, state, scope, code and refresh_token; this
+// weaker rule is what keeps text the database cannot store (NUL, invalid
+// UTF-8) away from it.
+func wellFormed(s string) bool {
+	return utf8.ValidString(s) && !hasControl(s)
 }
 
 // ParseScope splits a space-separated scope into sorted, unique values.

@@ -1,18 +1,19 @@
 package oauth
 
 import (
-	"net"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // ValidateRedirectURI applies the registration rules: absolute, no
-// fragment, no user info, and HTTPS unless the host is a loopback address
-// (http://127.0.0.1, http://[::1], http://localhost; RFC 8252 §7.3).
+// fragment, no user info, and HTTPS unless the host is one of the loopback
+// hosts http://127.0.0.1, http://[::1] and http://localhost (issue 5;
+// RFC 8252 §7.3).
 func ValidateRedirectURI(raw string) string {
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil || raw == "" || len(raw) > 2048:
+	case err != nil || raw == "" || len(raw) > 2048 || !utf8.ValidString(raw):
 		return "is not a valid URL"
 	case !u.IsAbs() || !hasHost(u):
 		return "must be an absolute URL"
@@ -37,18 +38,19 @@ func hasHost(u *url.URL) bool {
 	return h != "" && (!strings.Contains(h, ":") || strings.HasPrefix(u.Host, "["))
 }
 
+// isLoopbackHost reports the hosts where a redirect URI may use http:
+// localhost and the loopback IP literals, written exactly so. Other
+// 127.0.0.0/8 addresses, IPv4-mapped (::ffff:127.0.0.1) or long forms of
+// ::1 and zones are refused: the issue allows these three hosts only, and
+// one spelling per host keeps exact matching exact.
 func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return h == "localhost" || isLoopbackIP(h)
 }
 
-// isLoopbackIP reports the loopback IP literals whose port may vary.
+// isLoopbackIP reports the loopback IP literals whose port may vary
+// (RFC 8252 §7.3).
 func isLoopbackIP(h string) bool {
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return h == "127.0.0.1" || h == "::1"
 }
 
 // MatchRedirectURI reports whether requested equals a registered redirect

@@ -218,7 +218,7 @@ func (s *Service) CheckAuthRequest(ctx context.Context, r AuthRequest) (Checked,
 	if len(c.RedirectURIs) == 0 {
 		return fatal("invalid_request", "Client has no registered redirect URIs")
 	}
-	if r.RedirectURI == "" || !MatchRedirectURI(c.RedirectURIs, r.RedirectURI) {
+	if r.RedirectURI == "" || !wellFormed(r.RedirectURI) || !MatchRedirectURI(c.RedirectURIs, r.RedirectURI) {
 		return fatal("invalid_request", "Invalid redirect_uri")
 	}
 	if r.ResponseType != "code" {
@@ -238,6 +238,9 @@ func (s *Service) CheckAuthRequest(ctx context.Context, r AuthRequest) (Checked,
 	}
 	if len(r.State) > 1024 || len(r.Nonce) > 512 {
 		return back("invalid_request", "state or nonce too long")
+	}
+	if !wellFormed(r.State) || !wellFormed(r.Nonce) || !wellFormed(r.Scope) {
+		return back("invalid_request", "state, nonce and scope must be text without control characters")
 	}
 	resources, rerr := s.checkResources(r.Resources)
 	if rerr != nil {
@@ -436,7 +439,9 @@ func (s *Service) client(ctx context.Context, clientID string) (Client, error) {
 }
 
 func (s *Service) findClient(ctx context.Context, clientID string, load func(context.Context, string) (Client, error)) (Client, error) {
-	if len(clientID) > 2048 {
+	// A client_id no client can have (too long, not text) is unknown
+	// without asking the database, which cannot even compare some of them.
+	if len(clientID) > 2048 || !wellFormed(clientID) {
 		return Client{}, ErrUnknownClient
 	}
 	if IsMetadataURL(clientID) {
@@ -543,9 +548,15 @@ func (s *Service) exchangeCode(ctx context.Context, r TokenRequest) (TokenRespon
 	if r.RedirectURI == "" {
 		return TokenResponse{}, oerr("invalid_request", "redirect_uri required")
 	}
+	if !wellFormed(r.RedirectURI) {
+		return TokenResponse{}, oerr("invalid_request", "redirect_uri must be text without control characters")
+	}
 	c, err := s.Authenticate(ctx, r.Client)
 	if err != nil {
 		return TokenResponse{}, err
+	}
+	if !wellFormed(r.Code) { // no code looks like that
+		return TokenResponse{}, oerr("invalid_grant", "Invalid authorization code")
 	}
 	code, err := s.store.CodeByHash(ctx, token.HashSecret(r.Code))
 	if errors.Is(err, ErrUnknownCode) {
@@ -632,9 +643,15 @@ func (s *Service) refresh(ctx context.Context, r TokenRequest) (TokenResponse, e
 	if r.RefreshToken == "" {
 		return TokenResponse{}, oerr("invalid_request", "refresh_token required")
 	}
+	if !wellFormed(r.Scope) {
+		return TokenResponse{}, oerr("invalid_request", "scope must be text without control characters")
+	}
 	c, err := s.Authenticate(ctx, r.Client)
 	if err != nil {
 		return TokenResponse{}, err
+	}
+	if !wellFormed(r.RefreshToken) { // no refresh token looks like that
+		return TokenResponse{}, oerr("invalid_grant", "Invalid refresh token")
 	}
 	old, u, err := s.store.RefreshTokenWithUser(ctx, token.HashSecret(r.RefreshToken))
 	if errors.Is(err, ErrUnknownRefresh) {
@@ -716,7 +733,7 @@ func (s *Service) issue(ctx context.Context, in issuance) (TokenResponse, error)
 	rt := RefreshToken{ID: user.NewID(), Hash: token.HashSecret(secret), FamilyID: in.familyID, CodeID: in.codeID,
 		ClientID: in.client.ClientID, UserID: in.user.ID, Scope: JoinScope(in.scope), Resource: in.resource,
 		AuthTime: in.authTime, ExpiresAt: now.Add(in.client.RefreshTokenTTL), CreatedAt: now,
-		DeviceInfo: nonEmpty(truncate(in.userAgent, 500)), IPAddress: nonEmpty(truncate(in.ip, 45))}
+		DeviceInfo: nonEmpty(truncate(printable(in.userAgent), 500)), IPAddress: nonEmpty(truncate(in.ip, 45))}
 	switch {
 	case in.rotates != nil:
 		ok, err := s.store.RotateRefreshToken(ctx, in.rotates.ID, rt, now)
@@ -786,6 +803,20 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// printable is s as text the database stores: invalid UTF-8 and control
+// characters (a User-Agent header may carry both) dropped.
+func printable(s string) string {
+	if wellFormed(s) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
 }
 
 func nonEmpty(s string) *string {
