@@ -251,7 +251,7 @@ func TestOAuthClientManagementLooksUpStoredClientsOnly(t *testing.T) {
 	}, apitest.WithEnv("OAUTH_CIMD_ALLOW_PRIVATE", "true"))
 }
 
-// A rate-limited request to the token, revocation or introspection endpoint
+// A rate-limited request to the token, revocation, introspection or registration endpoint
 // is an RFC 6749 error (429 temporarily_unavailable, Retry-After, no-store),
 // not the API's envelope: those clients read only the RFC's format.
 func TestOAuthRateLimitAnswersInTheRFCFormat(t *testing.T) {
@@ -284,6 +284,26 @@ func TestOAuthRateLimitAnswersInTheRFCFormat(t *testing.T) {
 		// The root /token (MCP 2025-03-26 default path) shares the bucket.
 		r := oaPost(e, "/token", "", url.Values{"grant_type": {"refresh_token"}}, nil)
 		oaErr(t, r, http.StatusTooManyRequests, "temporarily_unavailable", "")
+
+		// Dynamic registration (RFC 7591 errors have the same shape), at
+		// both of its paths, which share one bucket of 10.
+		reg := map[string]any{"redirect_uris": []string{"https://app.example/cb"}, "client_name": "Limited"}
+		for i := range 10 {
+			path := oaBase + "/register"
+			if i%2 == 1 {
+				path = "/register"
+			}
+			if r := e.Post(path, "", reg); r.Status != http.StatusCreated {
+				t.Fatalf("registration %d: %d %s", i, r.Status, r.Body)
+			}
+		}
+		for _, path := range []string{oaBase + "/register", "/register"} {
+			r := e.Post(path, "", reg)
+			oaErr(t, r, http.StatusTooManyRequests, "temporarily_unavailable", "Rate limit exceeded")
+			if r.Header.Get("Retry-After") == "" {
+				t.Fatalf("%s: no Retry-After", path)
+			}
+		}
 	}, apitest.WithEnv("RATE_LIMIT_ENABLED", "true"))
 }
 

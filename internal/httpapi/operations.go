@@ -250,8 +250,8 @@ func (s *server) limited(name string, l limit, h http.HandlerFunc) http.HandlerF
 	})
 }
 
-// protocolLimited is limited for the token, revocation and introspection
-// endpoints, whose clients read RFC 6749 errors: a refusal is 429
+// protocolLimited is limited for the token, revocation, introspection and
+// registration endpoints, whose clients read RFC 6749 errors: a refusal is 429
 // temporarily_unavailable with Retry-After and no-store (docs/OAUTH.md).
 func (s *server) protocolLimited(name string, l limit, h http.HandlerFunc) http.HandlerFunc {
 	return s.limitedAs(name, l, h, s.writeOAuthError)

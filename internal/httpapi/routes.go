@@ -185,12 +185,12 @@ func (s *server) routes() {
 	s.router.Post(providerPrefix+"/introspect", on(s.protocolLimited("oauthIntrospect", limit{120, false}, s.oauthIntrospect)))
 	s.router.Get(providerPrefix+"/userinfo", on(s.oauthUserInfo))
 	s.router.Post(providerPrefix+"/userinfo", on(s.oauthUserInfo))
-	s.router.Post(providerPrefix+"/register", on(s.limited("oauthRegister", limit{10, true}, s.oauthRegister)))
+	s.router.Post(providerPrefix+"/register", on(s.protocolLimited("oauthRegister", limit{10, true}, s.oauthRegister)))
 	// Default paths of 2025-03-26 MCP clients that find no metadata: the
 	// same handlers (and the same rate-limit buckets) at the origin root.
 	s.router.Get("/authorize", on(s.rootAuthorize))
 	s.router.Post("/token", on(s.protocolLimited("oauthToken", limit{60, false}, s.oauthToken)))
-	s.router.Post("/register", on(s.limited("oauthRegister", limit{10, true}, s.oauthRegister)))
+	s.router.Post("/register", on(s.protocolLimited("oauthRegister", limit{10, true}, s.oauthRegister)))
 	s.documentProtocol()
 
 	// Built-in pages (contract §4.2): HTML for browsers, not API, so they
