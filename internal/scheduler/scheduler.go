@@ -127,6 +127,7 @@ type CleanupStore interface {
 	PurgeInvitations(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeOAuthStates(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeProviderGrants(ctx context.Context, cutoff time.Time) (int, error)
+	PurgePATs(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 // SessionRetention is how long expired or revoked sessions are kept (for
@@ -150,6 +151,11 @@ func CleanupJobs(st CleanupStore) []Job {
 		}},
 		{Name: "purge-provider-grants", Run: func(ctx context.Context, now time.Time) (int, error) {
 			return st.PurgeProviderGrants(ctx, now.Add(-24*time.Hour))
+		}},
+		// Personal access tokens stay listed to superusers for 30 days
+		// after they expire or are revoked.
+		{Name: "purge-personal-access-tokens", Run: func(ctx context.Context, now time.Time) (int, error) {
+			return st.PurgePATs(ctx, now.Add(-SessionRetention))
 		}},
 	}
 }

@@ -215,7 +215,7 @@ func (s *Store) revokePATsOnPasswordChange(ctx context.Context, userID string, n
 func (s *Store) KeepPATsOnPasswordChange(keep bool) { s.keepPATsOnPassword = keep }
 
 // PurgePATs deletes tokens that expired, or were revoked, before cutoff
-// (the daily job; scheduler.TokenRetention).
+// (the daily job, with scheduler.SessionRetention: 30 days).
 func (s *Store) PurgePATs(ctx context.Context, cutoff time.Time) (int, error) {
 	res, err := s.q.ExecContext(ctx, `DELETE FROM personal_access_tokens WHERE expires_at < $1 OR revoked_at < $1`, utc(cutoff))
 	if err != nil {
