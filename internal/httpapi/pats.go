@@ -31,7 +31,8 @@ func (s *server) patRoutes() {
 			"OAuth token gets 403, so a leaked token cannot mint or hide others."
 		notFound = " An id that is not a UUID: 422."
 	)
-	register(s, endpoint{op: op("POST", mine, "createPersonalAccessToken", "Create a personal access token", tTokens, http.StatusCreated,
+	withErrors := func(o huma.Operation, codes ...int) huma.Operation { o.Errors = codes; return o }
+	register(s, endpoint{op: withErrors(op("POST", mine, "createPersonalAccessToken", "Create a personal access token", tTokens, http.StatusCreated,
 		"Creates a token for scripts and CI, sent as Authorization: Bearer gatehouse_pat_… on /api/v1 operations that accept "+
 			"its scopes (docs/SCOPES.md). The token is in this response only (token); Gatehouse stores its SHA-256 digest. "+
 			"name: 1 to 100 characters after trimming, no control characters, no < or >. scopes: one or more of read:users, "+
@@ -40,23 +41,23 @@ func (s *server) patRoutes() {
 			"for PAT_DEFAULT_EXPIRY_DAYS (default 90); \"no_expiry\": true for a token that never expires, only where "+
 			"PAT_ALLOW_NO_EXPIRY=true (422 otherwise); null, 0, negative or over the limit: 422. At most 100 live tokens per "+
 			"user (409 PAT_001). A password change or reset revokes every token (unless PAT_REVOKE_ON_PASSWORD_CHANGE=false), "+
-			"and so do deactivation and deletion of the account."+only),
+			"and so do deactivation and deletion of the account."+only), http.StatusConflict, http.StatusUnprocessableEntity),
 		gate: signedIn, limit: limit{10, false}}, s.createPAT)
 	register(s, endpoint{op: op("GET", mine, "listPersonalAccessTokens", "The caller's personal access tokens", tTokens, ok,
 		"The caller's live tokens (neither revoked nor expired), newest first: name, prefix, scopes, created_at, "+
 			"last_used_at (at most a minute late) and expires_at. Never the token nor its digest."+only),
 		gate: signedIn}, s.listPATs)
-	register(s, endpoint{op: op("DELETE", mine+"/{token_id}", "revokePersonalAccessToken", "Revoke a personal access token", tTokens, ok,
+	register(s, endpoint{op: withErrors(op("DELETE", mine+"/{token_id}", "revokePersonalAccessToken", "Revoke a personal access token", tTokens, ok,
 		"The token stops working at once. Revoking a revoked or expired token succeeds again. Another user's token answers "+
-			"404, exactly like an unknown id."+notFound+only),
+			"404, exactly like an unknown id."+notFound+only), http.StatusNotFound, http.StatusUnprocessableEntity),
 		gate: signedIn}, s.revokePAT)
 	register(s, endpoint{op: op("GET", all, "adminListPersonalAccessTokens", "List every user's personal access tokens", tAdmin, ok,
 		"Superusers only. is_active omitted or true lists live tokens, false the revoked and expired ones (kept 30 days). "+
 			"user_id lists one user's. Newest first. Tokens of soft-deleted users are not listed."+notFound+only),
 		gate: admin}, s.adminListPATs)
-	register(s, endpoint{op: op("DELETE", all+"/{token_id}", "adminRevokePersonalAccessToken", "Revoke anyone's personal access token", tAdmin, ok,
+	register(s, endpoint{op: withErrors(op("DELETE", all+"/{token_id}", "adminRevokePersonalAccessToken", "Revoke anyone's personal access token", tAdmin, ok,
 		"Superusers only. The token stops working at once; revoking it again succeeds. Unknown tokens and tokens of "+
-			"soft-deleted users: 404."+notFound+only),
+			"soft-deleted users: 404."+notFound+only), http.StatusNotFound, http.StatusUnprocessableEntity),
 		gate: admin}, s.adminRevokePAT)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/apitest"
 	"github.com/gatehouse-dev/gatehouse/internal/oauth"
+	"github.com/gatehouse-dev/gatehouse/internal/sqlstore"
 	"github.com/gatehouse-dev/gatehouse/internal/token"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
@@ -714,4 +715,51 @@ func TestPATScheduledPurge(t *testing.T) {
 			t.Errorf("the job's result is not logged:\n%s", e.Logs.String())
 		}
 	})
+}
+
+// The OpenAPI document describes the rules a client needs: the expiry
+// shape, the limits, who may call, and the answers.
+func TestPATOpenAPI(t *testing.T) {
+	t.Parallel()
+	e := apitest.New(t, sqlstore.SQLite)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Description string                `json:"description"`
+			Security    []map[string][]string `json:"security"`
+			Responses   map[string]any        `json:"responses"`
+		} `json:"paths"`
+	}
+	e.Get("/api/v1/openapi.json", "").Expect(t, http.StatusOK, "").Decode(t, &doc)
+	for _, want := range []struct {
+		method, path string
+		statuses     []string
+		phrases      []string
+	}{
+		{"post", patsAPI, []string{"201", "401", "403", "409", "422", "429"},
+			[]string{"expires_in_days", "no_expiry", "PAT_ALLOW_NO_EXPIRY", "100 live tokens", "admin for superusers only", "first-party"}},
+		{"get", patsAPI, []string{"200", "401", "403"}, []string{"Never the token", "first-party"}},
+		{"delete", patsAPI + "/{token_id}", []string{"200", "404", "422"}, []string{"Another user's token answers 404", "first-party"}},
+		{"get", adminPATsAPI, []string{"200", "403", "422"}, []string{"Superusers only", "user_id", "first-party"}},
+		{"delete", adminPATsAPI + "/{token_id}", []string{"200", "404", "422"}, []string{"Superusers only", "first-party"}},
+	} {
+		op, ok := doc.Paths[want.path][want.method]
+		if !ok {
+			t.Errorf("%s %s is not documented", want.method, want.path)
+			continue
+		}
+		for _, s := range want.statuses {
+			if _, ok := op.Responses[s]; !ok {
+				t.Errorf("%s %s: response %s not documented", want.method, want.path, s)
+			}
+		}
+		for _, p := range want.phrases {
+			if !strings.Contains(op.Description, p) {
+				t.Errorf("%s %s: the description does not mention %q", want.method, want.path, p)
+			}
+		}
+		// Bearer only: no OAuth scope opens these operations.
+		if len(op.Security) != 1 || op.Security[0]["bearer"] == nil {
+			t.Errorf("%s %s: security %v, want the first-party bearer only", want.method, want.path, op.Security)
+		}
+	}
 }
