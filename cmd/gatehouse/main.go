@@ -184,6 +184,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Mail.Run(bg, 2, cfg.HTTP.ShutdownTimeout) })
+	wg.Go(func() { a.PATs.Run(bg) }) // personal access tokens' last use
 	if cfg.SchedulerEnabled {
 		wg.Go(func() { a.Scheduler.Run(bg) })
 	}

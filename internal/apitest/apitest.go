@@ -95,13 +95,15 @@ func New(t testing.TB, engine sqlstore.Engine, opts ...Option) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
+	done, patsDone := make(chan struct{}), make(chan struct{})
 	go func() { a.Mail.Run(ctx, 1, 5e9); close(done) }()
+	go func() { a.PATs.Run(ctx); close(patsDone) }()
 	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
 		<-done
+		<-patsDone
 		a.Close()
 		st.Close()
 	})

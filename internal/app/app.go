@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 	"github.com/gatehouse-dev/gatehouse/internal/org"
 	"github.com/gatehouse-dev/gatehouse/internal/password"
+	"github.com/gatehouse-dev/gatehouse/internal/pat"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-dev/gatehouse/internal/scheduler"
 	"github.com/gatehouse-dev/gatehouse/internal/seal"
@@ -47,6 +48,9 @@ type App struct {
 	Mail      *mail.Queue
 	Handler   http.Handler
 	Scheduler *scheduler.Scheduler
+	// PATs is the personal-access-token service; run PATs.Run in the
+	// background to record the tokens' last use.
+	PATs *pat.Service
 	// Metrics is nil unless METRICS_ENABLED (or METRICS_TOKEN) is set.
 	Metrics *metrics.Metrics
 
@@ -119,7 +123,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 		ConsentTTL: cfg.Provider.ConsentTTL,
 	}, logger)
 	oauthSvc.UseMetadataDocuments(oauth.NewMetadataFetcher(cfg.Provider.CIMDAllowPrivate))
-	deps := httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs,
+	pats := pat.NewService(st, pat.Options{DefaultExpiryDays: cfg.PAT.DefaultExpiryDays,
+		MaxExpiryDays: cfg.PAT.MaxExpiryDays, AllowNoExpiry: cfg.PAT.AllowNoExpiry}, logger)
+	st.KeepPATsOnPasswordChange(!cfg.PAT.RevokeOnPasswordChange)
+	deps := httpapi.Deps{Logger: logger, Config: cfg, Users: users, Auth: authSvc, Orgs: orgs, PATs: pats,
 		Social: socialSvc, OAuth: oauthSvc, Keys: km, Stats: stats.NewService(st), Limiter: limiter, Ping: st.Ping,
 		PagesKey: pagesKey, Metrics: m}
 	if rdb != nil {
@@ -129,7 +136,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 	sched := scheduler.New(logger, 2, st, scheduler.CleanupJobs(st, cfg.Provider.ConsentTTL)...)
 	return &App{Config: cfg, Store: st, Hasher: hasher, Signer: signer, Users: users, Auth: authSvc, Orgs: orgs,
 		Social: socialSvc, OAuth: oauthSvc, Keys: km, Mail: queue, Handler: handler, Scheduler: sched, Metrics: m,
-		redis: rdb}, nil
+		PATs: pats, redis: rdb}, nil
 }
 
 // rateCounter returns the counter behind the per-IP limits and the

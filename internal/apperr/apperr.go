@@ -47,6 +47,9 @@ const (
 	// CodeLastOwner: the change would leave an organization without an
 	// active owner.
 	CodeLastOwner = "ORG_001"
+	// CodeTooManyTokens: the user holds the most live personal access
+	// tokens allowed.
+	CodeTooManyTokens = "PAT_001"
 )
 
 // FieldError names one invalid input field.

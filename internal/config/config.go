@@ -49,6 +49,8 @@ type Config struct {
 	InvitationTTL        time.Duration // INVITATION_EXPIRE_DAYS
 	InvitationAcceptPath string        // INVITATION_ACCEPT_PATH
 
+	PAT PAT // PAT_*: personal access tokens
+
 	FirstSuperuserEmail    string // FIRST_SUPERUSER_EMAIL
 	FirstSuperuserPassword string // FIRST_SUPERUSER_PASSWORD
 
@@ -313,6 +315,7 @@ func Load(getenv func(string) string) (Config, []string, error) {
 
 	loadSocial(&r, &c)
 	loadProvider(&r, &c)
+	loadPAT(&r, &c)
 
 	c.FirstSuperuserEmail = strings.TrimSpace(getenv("FIRST_SUPERUSER_EMAIL"))
 	c.FirstSuperuserPassword = getenv("FIRST_SUPERUSER_PASSWORD")

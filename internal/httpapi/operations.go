@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/apperr"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/metrics"
+	"github.com/gatehouse-dev/gatehouse/internal/pat"
 	"github.com/gatehouse-dev/gatehouse/internal/user"
 )
 
@@ -203,6 +204,8 @@ func (s *server) authenticate(ctx huma.Context, next func(huma.Context)) {
 	var p principal
 	var err error
 	switch {
+	case pat.IsToken(raw) && s.PATs != nil:
+		p, err = s.patPrincipal(ctx, raw, g)
 	case isProviderToken(raw) && g == maybeSignedIn:
 		// Optional sign-in (social login) is first-party only.
 		next(ctx)

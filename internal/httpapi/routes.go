@@ -257,6 +257,7 @@ func (s *server) routes() {
 	register(s, endpoint{op: op("DELETE", adminOrgPath+"/members/{user_id}", "adminRemoveMember", "Remove a member", tAdmin, ok,
 		superuserOnly+" The last active owner cannot be removed (409 ORG_001)."), gate: admin}, s.adminRemoveMember)
 	s.adminUserRoutes()
+	s.patRoutes() // personal access tokens (pats.go)
 }
 
 // adminUserRoutes lists the admin API for users and sessions and the

@@ -22,6 +22,7 @@ import (
 // other operation refuses such tokens (403): credentials, sign-in state and
 // consents are never delegated to third-party applications.
 // docs/SCOPES.md is this table in prose; a test keeps the two equal.
+// Personal access tokens (pats.go) are held to the same table.
 //
 // The "admin" scope is the superuser's: it is what routes for superusers
 // require, it lets the service treat the caller as a superuser, and it does
@@ -42,6 +43,15 @@ var routeScopes = map[string]string{
 	"listMySessions":    "read:users",
 	"cleanupMySessions": "write:users",
 	"revokeSession":     "write:users",
+
+	// Personal access tokens are managed with a first-party sign-in only
+	// (pats.go): a token that could mint or hide others would outlive its
+	// own revocation.
+	"createPersonalAccessToken":      "",
+	"listPersonalAccessTokens":       "",
+	"revokePersonalAccessToken":      "",
+	"adminListPersonalAccessTokens":  "",
+	"adminRevokePersonalAccessToken": "",
 
 	"myOrganizations":    "read:organizations",
 	"getOrganization":    "read:organizations",

@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/metrics"
 	"github.com/gatehouse-dev/gatehouse/internal/oauth"
 	"github.com/gatehouse-dev/gatehouse/internal/org"
+	"github.com/gatehouse-dev/gatehouse/internal/pat"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-dev/gatehouse/internal/social"
 	"github.com/gatehouse-dev/gatehouse/internal/stats"
@@ -42,6 +43,7 @@ type Deps struct {
 	OAuth   *oauth.Service
 	Keys    *keys.Manager
 	Stats   *stats.Service
+	PATs    *pat.Service
 	Limiter *ratelimit.Limiter
 	// Ping checks the database for /health.
 	Ping func(ctx context.Context) error

@@ -128,6 +128,7 @@ type CleanupStore interface {
 	PurgeOAuthStates(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeProviderGrants(ctx context.Context, cutoff time.Time) (int, error)
 	PurgeConsents(ctx context.Context, cutoff, now time.Time) (int, error)
+	PurgePATs(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 // SessionRetention is how long expired or revoked sessions are kept (for
@@ -157,6 +158,11 @@ func CleanupJobs(st CleanupStore, consentTTL time.Duration) []Job {
 			}
 			m, err := st.PurgeConsents(ctx, now.Add(-consentTTL), now)
 			return n + m, err
+		}},
+		// Personal access tokens stay listed to superusers for 30 days
+		// after they expire or are revoked.
+		{Name: "purge-personal-access-tokens", Run: func(ctx context.Context, now time.Time) (int, error) {
+			return st.PurgePATs(ctx, now.Add(-SessionRetention))
 		}},
 	}
 }

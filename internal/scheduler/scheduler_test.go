@@ -251,6 +251,7 @@ func (c *cutoffs) PurgeSessions(context.Context, time.Time) (int, error)    { re
 func (c *cutoffs) PurgeResetTokens(context.Context, time.Time) (int, error) { return 0, nil }
 func (c *cutoffs) PurgeInvitations(context.Context, time.Time) (int, error) { return 0, nil }
 func (c *cutoffs) PurgeOAuthStates(context.Context, time.Time) (int, error) { return 0, nil }
+func (c *cutoffs) PurgePATs(context.Context, time.Time) (int, error)        { return 0, nil }
 func (c *cutoffs) PurgeProviderGrants(_ context.Context, cutoff time.Time) (int, error) {
 	c.grants = cutoff
 	return 2, nil

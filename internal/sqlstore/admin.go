@@ -138,6 +138,9 @@ func (s *Store) BulkUpdateUsers(ctx context.Context, action user.BulkAction, ids
 				if _, err := tx.RevokeUserSessions(ctx, id, now); err != nil {
 					return err
 				}
+				if err := tx.revokeUserPATs(ctx, id, now); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

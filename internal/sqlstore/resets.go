@@ -37,7 +37,8 @@ func (s *Store) ResetTokenByHash(ctx context.Context, hash string) (auth.ResetTo
 }
 
 // ResetPassword consumes the token, sets the password of an active live
-// user, revokes all their sessions and drops their other reset tokens, in
+// user, revokes all their sessions (and personal access tokens, unless
+// KeepPATsOnPasswordChange) and drops their other reset tokens, in
 // one transaction. A token already consumed (or a user gone meanwhile) gives
 // auth.ErrResetTokenInvalid and changes nothing.
 func (s *Store) ResetPassword(ctx context.Context, tokenHash, userID, newHash string, now time.Time) error {
@@ -59,6 +60,9 @@ func (s *Store) ResetPassword(ctx context.Context, tokenHash, userID, newHash st
 			return auth.ErrResetTokenInvalid
 		}
 		if _, err := tx.RevokeUserSessions(ctx, userID, now); err != nil {
+			return err
+		}
+		if err := tx.revokePATsOnPasswordChange(ctx, userID, now); err != nil {
 			return err
 		}
 		_, err = tx.q.ExecContext(ctx, `DELETE FROM password_reset_tokens WHERE user_id = $1 AND used_at IS NULL`, userID)

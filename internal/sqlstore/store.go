@@ -59,6 +59,9 @@ type Store struct {
 	engine Engine
 	stmts  *stmtCache // SQLite only; nil on PostgreSQL
 	writes writeGate  // SQLite only; nil on PostgreSQL
+	// keepPATsOnPassword: password changes leave personal access tokens
+	// alone (KeepPATsOnPasswordChange).
+	keepPATsOnPassword bool
 }
 
 // Open connects to the database named by cfg.URL and configures the pool.
@@ -236,7 +239,8 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	if s.stmts != nil {
 		q = cachedTx{Tx: tx, cache: s.stmts}
 	}
-	if err := fn(&Store{db: s.db, q: q, inTx: true, engine: s.engine, stmts: s.stmts, writes: s.writes}); err != nil {
+	if err := fn(&Store{db: s.db, q: q, inTx: true, engine: s.engine, stmts: s.stmts, writes: s.writes,
+		keepPATsOnPassword: s.keepPATsOnPassword}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

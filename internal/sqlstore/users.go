@@ -215,8 +215,8 @@ func (s *Store) ListUsers(ctx context.Context, q user.ListQuery) ([]user.User, i
 }
 
 // UpdateUser applies fn to a live user inside one transaction. A change from
-// active to inactive revokes the user's sessions in the same transaction, so
-// an inactive account never keeps a working session.
+// active to inactive revokes the user's sessions (and personal access tokens)
+// in the same transaction, so an inactive account never keeps a working session.
 func (s *Store) UpdateUser(ctx context.Context, id string, now time.Time, fn func(*user.User) error) (user.User, error) {
 	var out user.User
 	err := s.InTx(ctx, func(tx *Store) error {
@@ -248,6 +248,9 @@ func (s *Store) UpdateUser(ctx context.Context, id string, now time.Time, fn fun
 			if _, err := tx.RevokeUserSessions(ctx, u.ID, now); err != nil {
 				return err
 			}
+			if err := tx.revokeUserPATs(ctx, u.ID, now); err != nil {
+				return err
+			}
 		}
 		out = u
 		return nil
@@ -256,7 +259,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, now time.Time, fn fun
 }
 
 // SetPassword stores a new password hash, revokes the user's sessions except
-// keepSessionID and deletes pending reset tokens, atomically.
+// keepSessionID and deletes pending reset tokens, atomically; their personal
+// access tokens too, unless KeepPATsOnPasswordChange.
 func (s *Store) SetPassword(ctx context.Context, id, hash, keepSessionID string, now time.Time) error {
 	return s.InTx(ctx, func(tx *Store) error {
 		res, err := tx.q.ExecContext(ctx, `UPDATE users SET password_hash = $2, password_changed_at = $3, updated_at = $3
@@ -272,6 +276,9 @@ func (s *Store) SetPassword(ctx context.Context, id, hash, keepSessionID string,
 			return wrap("revoke other sessions", err)
 		}
 		if _, err := tx.RevokeUserProviderTokens(ctx, id, now); err != nil {
+			return err
+		}
+		if err := tx.revokePATsOnPasswordChange(ctx, id, now); err != nil {
 			return err
 		}
 		_, err = tx.q.ExecContext(ctx, `DELETE FROM password_reset_tokens WHERE user_id = $1 AND used_at IS NULL`, id)
@@ -324,6 +331,9 @@ func (s *Store) SoftDeleteUser(ctx context.Context, id string, now time.Time) er
 			return wrap("delete user", err)
 		}
 		if _, err := tx.RevokeUserSessions(ctx, id, now); err != nil {
+			return err
+		}
+		if err := tx.revokeUserPATs(ctx, id, now); err != nil {
 			return err
 		}
 		if _, err := tx.q.ExecContext(ctx, `UPDATE user_organizations SET is_active = FALSE, updated_at = $2
