@@ -641,7 +641,7 @@ func TestPATWithAuthorizationServer(t *testing.T) {
 		e.Delete(patsAPI+"/"+p.ID, s.alice.Access).Expect(t, http.StatusOK, "")
 		r := e.Get(pathMe, p.Token)
 		expectError(t, r, http.StatusUnauthorized, "AUTH_006", msgPATRevoked, "")
-		want := `Bearer error="invalid_token", resource_metadata="` + e.Config.Provider.Issuer + `/.well-known/oauth-protected-resource/api/v1"`
+		want := `Bearer error="invalid_token", resource_metadata="` + e.Config.Provider.Issuer + `/.well-known/oauth-protected-resource/api/v1", scope="read:users"`
 		if got := r.Header.Get("WWW-Authenticate"); got != want {
 			t.Fatalf("WWW-Authenticate %q, want %q", got, want)
 		}
