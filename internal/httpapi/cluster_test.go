@@ -82,6 +82,64 @@ func TestClusterRateLimitIsShared(t *testing.T) {
 	}
 }
 
+// (a2) The per-account failed-login throttle is one count for the whole
+// cluster: with LOGIN_THROTTLE_ATTEMPTS=3, two wrong passwords on A and one
+// on B throttle the account, and then even the right password is refused
+// on either instance (429 SYS_004 with Retry-After, as on one instance:
+// TestLoginThrottlePerAccount), while other accounts log in. Neither
+// instance saw 3 failures itself: the control cluster, the same but
+// without Redis, lets the right password in, so the refusal comes from the
+// count shared in Redis.
+func TestClusterLoginThrottleIsShared(t *testing.T) {
+	t.Parallel()
+	needPostgres(t)
+	const wrong = "Wr0ng!Password"
+	// spread makes the failed logins, two on A and one on B, and returns
+	// what the right password then gets on each instance.
+	spread := func(t *testing.T, envs []*apitest.Env) (onB, onA apitest.Response) {
+		a, b := envs[0], envs[1]
+		a.Register("victim@example.com")
+		a.Register("bystander@example.com")
+		apitest.FreshWindow(t, burstBudget, a.Config.Auth.LoginFailureWindow)
+		for _, e := range []*apitest.Env{a, b, a} {
+			e.Post(pathLogin, "", map[string]any{"email": "victim@example.com", "password": wrong}).Expect(t, http.StatusUnauthorized, "AUTH_001")
+		}
+		return login(b, "victim@example.com"), login(a, "victim@example.com")
+	}
+	throttle := apitest.WithEnv("LOGIN_THROTTLE_ATTEMPTS", "3")
+
+	t.Run("shared in Redis", func(t *testing.T) {
+		t.Parallel()
+		url, prefix := redistest.Shared(t)
+		envs := startCluster(t, 2, append(withRedis(url, prefix), throttle)...)
+		onB, onA := spread(t, envs)
+		window := int(envs[0].Config.Auth.LoginFailureWindow / time.Second)
+		for name, r := range map[string]apitest.Response{"B": onB, "A": onA} {
+			expectEnvelope(t, r, http.StatusTooManyRequests, "SYS_004")
+			if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n <= 0 || n > window {
+				t.Errorf("the right password on %s: Retry-After = %q, want an integer in 1..%d", name, r.Header.Get("Retry-After"), window)
+			}
+		}
+		found := false
+		for _, k := range redistest.Keys(t, redistest.Client(t, url), prefix) {
+			found = found || strings.HasSuffix(k, "login-failures:victim@example.com")
+		}
+		if !found {
+			t.Error("no failed-login count for the account in Redis")
+		}
+		for _, e := range envs {
+			e.Login("bystander@example.com", apitest.Password)
+		}
+	})
+	t.Run("control: each instance counting alone", func(t *testing.T) {
+		t.Parallel()
+		envs := startCluster(t, 2, throttle)
+		onB, onA := spread(t, envs)
+		onB.Expect(t, http.StatusOK, "")
+		onA.Expect(t, http.StatusOK, "")
+	})
+}
+
 // (b) Revocation is immediate everywhere: every request checks the session
 // in the shared database, so a session revoked through one instance is
 // refused by another at its next request, both by DELETE /sessions/{id} and
