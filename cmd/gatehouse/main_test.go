@@ -27,6 +27,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/dbtest"
+	"github.com/gatehouse-dev/gatehouse/internal/keys"
 	"github.com/gatehouse-dev/gatehouse/internal/sqlstore"
 )
 
@@ -657,6 +658,80 @@ func TestCreateSuperuserCommand(t *testing.T) {
 	// A superuser-only route accepts it.
 	in.do("GET", "/api/v1/users", tok.access, nil).want(t, http.StatusOK, "superuser list of users")
 	in.stop()
+}
+
+// `gatehouse keys rotate`, run as an operator runs it (a process of its
+// own on the deployment's database): it prints one new key per algorithm
+// and exits 0; the database then holds those as the active keys and the
+// previous ones retired but kept; a server started afterwards signs with
+// the new keys and still publishes the old ones, so tokens they signed keep
+// verifying. A wrong usage exits 1 and changes nothing.
+func TestKeysRotateCommand(t *testing.T) {
+	for _, engine := range dbtest.Engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			t.Parallel()
+			env := providerEnv(t, engine)
+			in := start(t, env)
+			pv := newProvider(t, in.base)
+			old := pv.flow(in.base)
+			before := jwksKids(t, in.base)
+			in.stop()
+			if len(before) != 2 {
+				t.Fatalf("JWKS before the rotation: %v, want one ES256 and one RS256 key", before)
+			}
+
+			stdout, stderr, code := runProcess(t, env, "keys", "rotate")
+			if code != 0 {
+				t.Fatalf("keys rotate: exit code %d, want 0\n%s%s", code, stdout, stderr)
+			}
+			created := rotatedKids(t, stdout)
+			stored := storedKeys(t, env)
+			if len(stored) != 4 {
+				t.Fatalf("%d signing keys in the database after one rotation, want 4 (two new, two retired)", len(stored))
+			}
+			for kid, k := range stored {
+				switch {
+				case created[k.Algorithm] == kid && k.RetiredAt != nil:
+					t.Errorf("the new %s key %s is retired", k.Algorithm, kid)
+				case created[k.Algorithm] != kid && before[kid] == "":
+					t.Errorf("the database holds a %s key %s that is neither new nor published before", k.Algorithm, kid)
+				case created[k.Algorithm] != kid && k.RetiredAt == nil:
+					t.Errorf("the old %s key %s is still active after the rotation", k.Algorithm, kid)
+				}
+			}
+
+			again := start(t, env)
+			after := jwksKids(t, again.base)
+			for kid, alg := range before {
+				if after[kid] != alg {
+					t.Errorf("the old %s key %s is no longer published after the rotation: %v", alg, kid, after)
+				}
+			}
+			for alg, kid := range created {
+				if after[kid] != alg {
+					t.Errorf("the new %s key %s is not published: %v", alg, kid, after)
+				}
+			}
+			pv.bases = []string{again.base}
+			g := pv.flow(again.base)
+			if got, got2 := kidOf(t, g.access), kidOf(t, g.id); got != created[keys.ES256] || got2 != created[keys.RS256] {
+				t.Errorf("after the rotation the server signs with %s and %s, want the new %v", got, got2, created)
+			}
+			pv.verifiesEverywhere(old, "a token signed before the rotation")
+			pv.verifiesEverywhere(g, "a token signed after the rotation")
+			again.stop()
+
+			for _, args := range [][]string{{"keys"}, {"keys", "spin"}, {"keys", "rotate", "now"}} {
+				stdout, stderr, code := runProcess(t, env, args...)
+				if code != 1 || stdout != "" || !strings.Contains(stderr, "usage: gatehouse keys rotate") {
+					t.Errorf("gatehouse %v: exit code %d, stdout %q, stderr %q; want 1 and the usage on stderr", args, code, stdout, stderr)
+				}
+			}
+			if n := len(storedKeys(t, env)); n != 4 {
+				t.Errorf("%d signing keys after the wrong usages, want the 4 still", n)
+			}
+		})
+	}
 }
 
 func TestInvalidConfigurationIsNamed(t *testing.T) {

@@ -88,17 +88,9 @@ type process struct {
 func startProcess(t *testing.T, env map[string]string) *process {
 	t.Helper()
 	p := &process{t: t, log: newProcessLog(), exited: make(chan struct{})}
-	p.cmd = exec.Command(os.Args[0], "serve")
-	p.cmd.Dir = t.TempDir() // no stray .env
-	p.cmd.Env = []string{childEnv + "=1", "HTTP_ADDR=127.0.0.1:0"}
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GORACE", "GOCOVERDIR"} {
-		if v, ok := os.LookupEnv(k); ok {
-			p.cmd.Env = append(p.cmd.Env, k+"="+v)
-		}
-	}
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
+	env = cloneEnv(env)
+	env["HTTP_ADDR"] = "127.0.0.1:0"
+	p.cmd = childCommand(t, env, "serve")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -125,6 +117,52 @@ func startProcess(t *testing.T, env map[string]string) *process {
 		t.Fatalf("no address in %q", line.raw)
 	}
 	return p
+}
+
+// childCommand is the program run with args in a process of its own, with
+// env and nothing else of the test's environment.
+func childCommand(t *testing.T, env map[string]string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Dir = t.TempDir() // no stray .env
+	cmd.Env = []string{childEnv + "=1"}
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GORACE", "GOCOVERDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	return cmd
+}
+
+// runProcess runs a command of the program in a process of its own, as an
+// operator runs it next to the serving instances, and returns its outputs
+// and exit code. A command still running after hangBound is killed and
+// reported.
+func runProcess(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := childCommand(t, env, args...)
+	var out, errb logBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(hangBound, func() { _ = cmd.Process.Kill() })
+	err := cmd.Wait()
+	if !timer.Stop() {
+		t.Fatalf("gatehouse %v did not finish within %v\n%s", args, hangBound, errb.String())
+	}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("gatehouse %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
 }
 
 func (p *process) base() string { return "http://" + p.addr }
