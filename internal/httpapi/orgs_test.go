@@ -859,32 +859,72 @@ func TestOrgInactiveOrganizationIsReadOnly(t *testing.T) {
 // ---------------------------------------------------------------------------
 // 3. Concurrency
 
+// orgReq is one request of a race.
+type orgReq struct {
+	method, path, tok string
+	body              any
+}
+
+// orgOwnerRace sends the two requests at once, each of which would leave
+// orgID's other owner the last one: exactly one must succeed, the other get
+// 409 ORG_001, and one active owner remain.
+func orgOwnerRace(t *testing.T, e *apitest.Env, round int, orgID string, rs [2]orgReq) {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		out  [2]apitest.Response
+		errs [2]error
+	)
+	start := make(chan struct{})
+	for i := range 2 {
+		wg.Go(func() {
+			<-start
+			out[i], errs[i] = orgRawDo(e, rs[i].method, rs[i].path, rs[i].tok, rs[i].body)
+		})
+	}
+	close(start)
+	wg.Wait()
+	statuses := []int{}
+	for i := range 2 {
+		if errs[i] != nil {
+			t.Fatalf("round %d: %v", round, errs[i])
+		}
+		statuses = append(statuses, out[i].Status)
+		if out[i].Status == http.StatusConflict {
+			orgLastOwner.check(t, out[i])
+		}
+	}
+	sort.Ints(statuses)
+	if !slices.Equal(statuses, []int{http.StatusOK, http.StatusConflict}) {
+		t.Fatalf("round %d: statuses %v, want one 200 and one 409; bodies %s / %s", round, statuses, out[0].Body, out[1].Body)
+	}
+	if got := orgActiveOwners(t, e, orgID); got != 1 {
+		t.Fatalf("round %d: %d active owners left, want 1", round, got)
+	}
+}
+
 func TestOrgLastOwnerUnderConcurrency(t *testing.T) {
 	apitest.Each(t, func(t *testing.T, e *apitest.Env) {
 		su := e.Superuser("root@example.com")
 		a, b := e.User("a@example.com"), e.User("b@example.com")
-		type req struct {
-			method, path, tok string
-			body              any
-		}
 		variants := []struct {
 			name string
-			reqs func(orgID string) [2]req
+			reqs func(orgID string) [2]orgReq
 		}{
-			{"a superuser demotes both owners", func(id string) [2]req {
-				return [2]req{{"PATCH", orgURL(id, "/members/", a.UserID), su.Access, map[string]any{"role": "member"}},
+			{"a superuser demotes both owners", func(id string) [2]orgReq {
+				return [2]orgReq{{"PATCH", orgURL(id, "/members/", a.UserID), su.Access, map[string]any{"role": "member"}},
 					{"PATCH", orgURL(id, "/members/", b.UserID), su.Access, map[string]any{"role": "admin"}}}
 			}},
-			{"both owners demote themselves", func(id string) [2]req {
-				return [2]req{{"PATCH", orgURL(id, "/members/", a.UserID), a.Access, map[string]any{"role": "guest"}},
+			{"both owners demote themselves", func(id string) [2]orgReq {
+				return [2]orgReq{{"PATCH", orgURL(id, "/members/", a.UserID), a.Access, map[string]any{"role": "guest"}},
 					{"PATCH", orgURL(id, "/members/", b.UserID), b.Access, map[string]any{"role": "member"}}}
 			}},
-			{"both owners leave", func(id string) [2]req {
-				return [2]req{{"DELETE", orgURL(id, "/members/", a.UserID), a.Access, nil},
+			{"both owners leave", func(id string) [2]orgReq {
+				return [2]orgReq{{"DELETE", orgURL(id, "/members/", a.UserID), a.Access, nil},
 					{"DELETE", orgURL(id, "/members/", b.UserID), b.Access, nil}}
 			}},
-			{"the admin API removes both owners", func(id string) [2]req {
-				return [2]req{{"DELETE", adminOrgURL(id, "/members/", a.UserID), su.Access, nil},
+			{"the admin API removes both owners", func(id string) [2]orgReq {
+				return [2]orgReq{{"DELETE", adminOrgURL(id, "/members/", a.UserID), su.Access, nil},
 					{"DELETE", adminOrgURL(id, "/members/", b.UserID), su.Access, nil}}
 			}},
 		}
@@ -895,38 +935,7 @@ func TestOrgLastOwnerUnderConcurrency(t *testing.T) {
 					n++
 					id := orgCreate(t, e, a.Access, fmt.Sprintf("Race %d", n), fmt.Sprintf("race-%d", n)).ID
 					orgAdd(t, e, a.Access, id, b.UserID, "owner")
-					rs := v.reqs(id)
-					var (
-						wg   sync.WaitGroup
-						out  [2]apitest.Response
-						errs [2]error
-					)
-					start := make(chan struct{})
-					for i := range 2 {
-						wg.Go(func() {
-							<-start
-							out[i], errs[i] = orgRawDo(e, rs[i].method, rs[i].path, rs[i].tok, rs[i].body)
-						})
-					}
-					close(start)
-					wg.Wait()
-					statuses := []int{}
-					for i := range 2 {
-						if errs[i] != nil {
-							t.Fatalf("round %d: %v", round, errs[i])
-						}
-						statuses = append(statuses, out[i].Status)
-						if out[i].Status == http.StatusConflict {
-							orgLastOwner.check(t, out[i])
-						}
-					}
-					sort.Ints(statuses)
-					if !slices.Equal(statuses, []int{http.StatusOK, http.StatusConflict}) {
-						t.Fatalf("round %d: statuses %v, want one 200 and one 409; bodies %s / %s", round, statuses, out[0].Body, out[1].Body)
-					}
-					if got := orgActiveOwners(t, e, id); got != 1 {
-						t.Fatalf("round %d: %d active owners left, want 1", round, got)
-					}
+					orgOwnerRace(t, e, round, id, v.reqs(id))
 				}
 			})
 		}
@@ -971,37 +980,7 @@ func TestOrgOwnerAccountDeletion(t *testing.T) {
 			y := e.User(fmt.Sprintf("y%d@example.com", round))
 			oid := orgCreate(t, e, x.Access, fmt.Sprintf("Pair %d", round), fmt.Sprintf("pair-%d", round)).ID
 			orgAdd(t, e, x.Access, oid, y.UserID, "owner")
-			var (
-				wg   sync.WaitGroup
-				out  [2]apitest.Response
-				errs [2]error
-			)
-			start := make(chan struct{})
-			for i, u := range []apitest.Tokens{x, y} {
-				wg.Go(func() {
-					<-start
-					out[i], errs[i] = orgRawDo(e, "DELETE", adminUser(u.UserID), su.Access, nil)
-				})
-			}
-			close(start)
-			wg.Wait()
-			statuses := []int{}
-			for i := range 2 {
-				if errs[i] != nil {
-					t.Fatalf("round %d: %v", round, errs[i])
-				}
-				statuses = append(statuses, out[i].Status)
-				if out[i].Status == http.StatusConflict {
-					orgLastOwner.check(t, out[i])
-				}
-			}
-			sort.Ints(statuses)
-			if !slices.Equal(statuses, []int{http.StatusOK, http.StatusConflict}) {
-				t.Fatalf("round %d: statuses %v, want one 200 and one 409; bodies %s / %s", round, statuses, out[0].Body, out[1].Body)
-			}
-			if got := orgActiveOwners(t, e, oid); got != 1 {
-				t.Fatalf("round %d: %d active owners left, want 1", round, got)
-			}
+			orgOwnerRace(t, e, round, oid, [2]orgReq{{"DELETE", adminUser(x.UserID), su.Access, nil}, {"DELETE", adminUser(y.UserID), su.Access, nil}})
 		}
 	})
 }
