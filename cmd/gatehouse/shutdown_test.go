@@ -42,7 +42,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
+	"net/http/httputil"
 	"os"
 	"os/exec"
 	"strconv"
@@ -316,6 +318,10 @@ type loadClient struct {
 	base     string
 	http     *http.Client
 	termSent <-chan struct{}
+	// stop, when closed, ends sessionLoad at the end of a round (nil:
+	// it runs until a request fails).
+	stop     <-chan struct{}
+	rounds   atomic.Int32 // rounds of sessionLoad completed
 	n        int
 	attempts []attempt
 }
@@ -390,10 +396,16 @@ func tokenPair(body map[string]any) (tokens, bool) {
 }
 
 // sessionLoad logs in, then alternates GET /users/me and POST
-// /auth/refresh on the session, and starts over, until a request fails. Each
-// login starts a chain: the refresh tokens it was given, in order.
+// /auth/refresh on the session, and starts over, until a request fails or
+// stop is closed. Each login starts a chain: the refresh tokens it was
+// given, in order.
 func (c *loadClient) sessionLoad(email string, warm func()) (chains [][]tokens) {
 	for round := 0; ; round++ {
+		select {
+		case <-c.stop:
+			return chains
+		default:
+		}
 		body, ok := c.call("login", "POST", "/api/v1/auth/login", "", map[string]any{"email": email, "password": smokePassword}, http.StatusOK)
 		if !ok {
 			return chains
@@ -424,6 +436,7 @@ func (c *loadClient) sessionLoad(email string, warm func()) (chains [][]tokens) 
 			}
 			*chain = append(*chain, tok)
 		}
+		c.rounds.Add(1)
 		if round == 0 {
 			warm()
 		}
@@ -728,6 +741,310 @@ func shutdownUnderLoad(t *testing.T, engine sqlstore.Engine) {
 	check.http.CloseIdleConnections()
 	again.terminate()
 	again.waitExit()
+}
+
+// SIGTERM under load behind a load balancer, the setting of issue 8: two
+// `serve` processes on one PostgreSQL database, and clients that talk only
+// to a balancer in the test, which does what docs/DEPLOYMENT.md asks of a
+// balancer: when an instance refuses a connection, or closes it before
+// sending a byte of a response (so it never processed the request: the
+// kept-alive connection closed as idle that the single-process test above
+// has to excuse), it sends the request to the other instance. One instance
+// gets SIGTERM while logins, refreshes and /users/me flow, and the load
+// goes on until well after it has exited. Then:
+//   - no client saw an error of any kind: every request got the status the
+//     load expects with a complete JSON body;
+//   - the terminated process exited with code 0 within
+//     SHUTDOWN_TIMEOUT_SECONDS (plus slack), logging no error;
+//   - each request a client saw answered was handled by exactly one
+//     instance (the balancer resent only requests no instance had
+//     processed);
+//   - nothing is lost: every refresh rotation a client saw is in the
+//     database (the newest token works, the one before it does not).
+func TestShutdownBehindLoadBalancer(t *testing.T) {
+	t.Parallel()
+	if os.Getenv(dbtest.EnvPostgres) == "" {
+		t.Skipf("%s is not set: instances behind a load balancer share PostgreSQL", dbtest.EnvPostgres)
+	}
+	const (
+		shutdownTimeout = 10 * time.Second
+		exitSlack       = 5 * time.Second
+		sessionClients  = 6
+	)
+	env := smokeEnvOn(t, sqlstore.Postgres)
+	for k, v := range map[string]string{
+		"SHUTDOWN_TIMEOUT_SECONDS":  strconv.Itoa(int(shutdownTimeout / time.Second)),
+		"BCRYPT_COST":               "8", // logins are the slow requests
+		"SCHEDULER_ENABLED":         "true",
+		"RATE_LIMIT_ENABLED":        "false", // the load comes from one address (the balancer's)
+		"PASSWORD_HASH_MAX_WAIT_MS": "120000",
+	} {
+		env[k] = v
+	}
+	a := startProcess(t, env)
+	b := startProcess(t, env)
+	lb := startBalancer(t, a.addr, b.addr)
+
+	setup := newLoadClient("setup", lb.url, nil)
+	for i := range sessionClients {
+		if _, ok := setup.call("register", "POST", "/api/v1/auth/register", "",
+			map[string]any{"email": fmt.Sprintf("lb%d@example.com", i), "password": smokePassword, "first_name": "Load"}, http.StatusCreated); !ok {
+			t.Fatalf("register: %+v", setup.attempts[len(setup.attempts)-1])
+		}
+	}
+	setup.http.CloseIdleConnections()
+
+	termSent, stop := make(chan struct{}), make(chan struct{})
+	warm := make(chan struct{}, sessionClients)
+	var (
+		wg      sync.WaitGroup
+		clients []*loadClient
+		chains  = make([][][]tokens, sessionClients)
+	)
+	for i := range sessionClients {
+		c := newLoadClient(fmt.Sprintf("lb%d", i), lb.url, termSent)
+		c.stop = stop
+		clients = append(clients, c)
+		wg.Go(func() { chains[i] = c.sessionLoad(fmt.Sprintf("lb%d@example.com", i), func() { warm <- struct{}{} }) })
+	}
+	loadDone := make(chan struct{})
+	go func() { wg.Wait(); close(loadDone) }()
+	stopLoad := sync.OnceFunc(func() { close(stop) })
+	defer func() { stopLoad(); <-loadDone }()
+	for range sessionClients {
+		select {
+		case <-warm:
+		case <-loadDone:
+			t.Fatalf("a client stopped before SIGTERM:\n%s", failures(clients, nil))
+		case <-time.After(hangBound):
+			t.Fatal("the load did not get going")
+		}
+	}
+
+	// A login held in flight on A (its headers read, its body not sent
+	// yet) keeps A shutting down while the load goes on, so the balancer
+	// meets A's closed listener while A still finishes a request.
+	held := holdRequest(t, a.addr, "/api/v1/auth/login", "lb-held-login",
+		map[string]any{"email": "lb0@example.com", "password": smokePassword})
+	close(termSent)
+	termAt := a.terminate()
+	if _, ok := a.log.waitFor(func(l logLine) bool { return strings.HasPrefix(l.msg(), "shutting down") }, a.exited, hangBound); !ok {
+		t.Fatalf("no shutdown log line after SIGTERM (%s)\n%s", a.exitStatus(), a.log)
+	}
+	for deadline := time.Now().Add(hangBound); lb.retries()["refused"] < 3; time.Sleep(5 * time.Millisecond) {
+		select {
+		case <-loadDone:
+			t.Fatalf("a client stopped after SIGTERM:\n%s", failures(clients, nil))
+		case <-a.exited:
+			t.Fatalf("the process exited (%s) while a request was in flight\n%s", a.exitStatus(), a.log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the balancer did not meet the shutting-down instance's closed listener (resent %v)", lb.retries())
+		}
+	}
+	held.send(t)
+	if status, out, closing := held.read(t); status != http.StatusOK || !closing {
+		t.Fatalf(`the login held during shutdown: %d %v (Connection: close %v), want 200 with "Connection: close"`, status, out, closing)
+	}
+	a.waitExit()
+	if took := a.exitAt.Sub(termAt); took > shutdownTimeout+exitSlack {
+		t.Errorf("the process exited %s after SIGTERM, want within SHUTDOWN_TIMEOUT_SECONDS (%s) + %s", took, shutdownTimeout, exitSlack)
+	}
+	// Two more full rounds for every client, with one instance gone: the
+	// balancer meets its closed port, round robin, and resends.
+	after := make([]int32, len(clients))
+	for i, c := range clients {
+		after[i] = c.rounds.Load() + 2
+	}
+	for deadline := time.Now().Add(hangBound); ; time.Sleep(10 * time.Millisecond) {
+		done := true
+		for i, c := range clients {
+			done = done && c.rounds.Load() >= after[i]
+		}
+		if done {
+			break
+		}
+		select {
+		case <-loadDone:
+			t.Fatalf("a client stopped after SIGTERM:\n%s", failures(clients, nil))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the load did not go on after the instance exited")
+		}
+	}
+	stopLoad()
+	<-loadDone
+	b.terminate()
+	b.waitExit()
+
+	if f := failures(clients, nil); f != "" {
+		t.Errorf("clients of the balancer saw errors:\n%s", f)
+	}
+	// What the instances logged: which requests each handled, no error, and
+	// a complete shutdown.
+	handledBy := map[string][]string{} // request id -> instances
+	for name, p := range map[string]*process{"A": a, "B": b} {
+		complete := false
+		for _, l := range p.log.all() {
+			switch {
+			case l.fields == nil:
+				t.Errorf("%s wrote a line that is not a log line: %q", name, l.raw)
+			case l.level() == "ERROR":
+				t.Errorf("%s logged an error: %s", name, l.raw)
+			case l.msg() == "shutdown complete":
+				complete = true
+			case l.msg() == "request":
+				id, _ := l.fields["request_id"].(string)
+				handledBy[id] = append(handledBy[id], name)
+			}
+		}
+		if !complete {
+			t.Errorf(`%s did not log "shutdown complete"`, name)
+		}
+	}
+	total, afterTerm, onA := 0, 0, 0
+	for _, c := range clients {
+		for _, at := range c.attempts {
+			total++
+			if at.afterTerm {
+				afterTerm++
+			}
+			if by := handledBy[at.id]; len(by) != 1 {
+				t.Errorf("%s %s was handled by %v, want exactly one instance", at.id, at.what, by)
+			} else if at.afterTerm && by[0] == "A" {
+				onA++
+			}
+		}
+	}
+	if by := handledBy["lb-held-login"]; len(by) != 1 || by[0] != "A" {
+		t.Errorf("the login held during shutdown was handled by %v, want A", by)
+	}
+	retries := lb.retries()
+	t.Logf("%d requests, %d after SIGTERM (%d of them answered by the terminated instance); the balancer resent %v; exit %s after SIGTERM",
+		total, afterTerm, onA, retries, a.exitAt.Sub(termAt).Round(time.Millisecond))
+
+	// Nothing lost: after a restart on the same database.
+	again := startProcess(t, env)
+	check := newLoadClient("after", again.base(), nil)
+	checkCall := func(what, method, path, bearer string, body any, want int) {
+		t.Helper()
+		if _, ok := check.call(what, method, path, bearer, body, want); !ok {
+			at := check.attempts[len(check.attempts)-1]
+			t.Errorf("after the shutdown, %s: %s %v", what, at.bad, at.err)
+		}
+	}
+	for _, cs := range chains {
+		for _, chain := range cs {
+			last := chain[len(chain)-1]
+			if len(chain) > 1 {
+				checkCall("refresh with the rotated-out token", "POST", "/api/v1/auth/refresh", "",
+					map[string]any{"refresh_token": chain[len(chain)-2].refresh}, http.StatusUnauthorized)
+			}
+			checkCall("users/me with the newest access token", "GET", "/api/v1/users/me", last.access, nil, http.StatusOK)
+			checkCall("refresh with the newest token", "POST", "/api/v1/auth/refresh", "",
+				map[string]any{"refresh_token": last.refresh}, http.StatusOK)
+		}
+	}
+	check.http.CloseIdleConnections()
+	again.terminate()
+	again.waitExit()
+}
+
+// balancer is the load balancer of TestShutdownBehindLoadBalancer: a
+// reverse proxy sending requests round robin to the backends, keeping
+// connections to them alive. A request that a backend refuses, or whose
+// connection it closes before any byte of a response, was never processed
+// there: the balancer sends it to the next backend (it buffers request
+// bodies to be able to). Anything else is the answer, or a 502 if every
+// backend failed.
+type balancer struct {
+	url      string
+	backends []string // host:port
+	next     atomic.Uint64
+	upstream *http.Transport
+
+	mu      sync.Mutex
+	resent  map[string]int // why -> how many times
+	errLogs bytes.Buffer
+}
+
+func startBalancer(t *testing.T, backends ...string) *balancer {
+	t.Helper()
+	lb := &balancer{backends: backends, upstream: &http.Transport{MaxIdleConnsPerHost: 16}, resent: map[string]int{}}
+	proxy := &httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "backend" },
+		Transport: lb,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			lb.mu.Lock()
+			fmt.Fprintf(&lb.errLogs, "%s %s (%s): %v\n", r.Method, r.URL.Path, r.Header.Get("X-Request-ID"), err)
+			lb.mu.Unlock()
+			w.WriteHeader(http.StatusBadGateway)
+		},
+	}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(func() {
+		srv.Close()
+		lb.upstream.CloseIdleConnections()
+		lb.mu.Lock()
+		defer lb.mu.Unlock()
+		if lb.errLogs.Len() > 0 {
+			t.Logf("the balancer answered 502 to:\n%s", lb.errLogs.String())
+		}
+	})
+	lb.url = srv.URL
+	return lb
+}
+
+// RoundTrip sends req to a backend, and to the next one when the first did
+// not process it.
+func (lb *balancer) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	first := int(lb.next.Add(1))
+	var err error
+	for i := range lb.backends {
+		out := req.Clone(req.Context())
+		out.URL.Host = lb.backends[(first+i)%len(lb.backends)]
+		if body != nil {
+			out.Body = io.NopCloser(bytes.NewReader(body))
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		}
+		var answered atomic.Bool
+		trace := &httptrace.ClientTrace{GotFirstResponseByte: func() { answered.Store(true) }}
+		var resp *http.Response
+		resp, err = lb.upstream.RoundTrip(out.WithContext(httptrace.WithClientTrace(out.Context(), trace)))
+		if err == nil || answered.Load() || req.Context().Err() != nil {
+			return resp, err
+		}
+		why := "closed unanswered"
+		if refused(err) {
+			why = "refused"
+		}
+		lb.mu.Lock()
+		lb.resent[why]++
+		lb.mu.Unlock()
+	}
+	return nil, err
+}
+
+// retries returns how many requests were resent, by why.
+func (lb *balancer) retries() map[string]int {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range lb.resent {
+		out[k] = v
+	}
+	return out
 }
 
 // smtpRelay forwards connections to the test's SMTP server. Once holdNext
