@@ -58,7 +58,7 @@ type App struct {
 }
 
 // New wires every component on an open, migrated store.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlstore.Store) (*App, error) {
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlstore.Store) (_ *App, err error) {
 	secret, err := secretKey(ctx, cfg, logger, st)
 	if err != nil {
 		return nil, err
@@ -83,6 +83,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, st *sqlsto
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && rdb != nil {
+			_ = rdb.Close() // a later step failed: nobody will call Close
+		}
+	}()
 	limiter := ratelimit.NewLimiter(counter)
 	throttle := ratelimit.NewThrottle(counter, cfg.Auth.LoginMaxFailures, cfg.Auth.LoginFailureWindow)
 
