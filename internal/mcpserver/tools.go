@@ -184,23 +184,13 @@ func (t *tools) listOrganizations(ctx context.Context, req *mcp.CallToolRequest,
 	if err != nil {
 		return nil, Organizations{}, err
 	}
-	list, err := t.d.Orgs.Mine(ctx, c.actor, true)
+	list, err := t.d.Orgs.MyAffiliations(ctx, c.actor)
 	if err != nil {
 		return nil, Organizations{}, t.failure(ctx, ToolListOrganizations, err)
 	}
 	out := Organizations{Organizations: make([]Organization, 0, len(list))}
-	for _, o := range list {
-		m, err := t.d.Orgs.MemberOf(ctx, c.actor, o.ID, c.actor.UserID)
-		if err != nil {
-			// Removed between the two reads: no longer the caller's.
-			if _, ok := apperr.As(err); ok {
-				continue
-			}
-			return nil, Organizations{}, t.failure(ctx, ToolListOrganizations, err)
-		}
-		if !m.IsActive {
-			continue
-		}
+	for _, a := range list {
+		o, m := a.Organization, a.Membership
 		out.Organizations = append(out.Organizations, Organization{ID: o.ID, Name: o.Name, Slug: o.Slug,
 			Description: o.Description, Role: string(m.Role), IsActive: o.IsActive, MemberCount: o.MemberCount, JoinedAt: m.CreatedAt})
 	}

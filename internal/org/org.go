@@ -66,6 +66,12 @@ type Membership struct {
 	UpdatedAt      time.Time
 }
 
+// Affiliation is an organization with one user's membership in it.
+type Affiliation struct {
+	Organization Organization
+	Membership   Membership
+}
+
 // Member is a membership with the member's public profile.
 type Member struct {
 	Membership

@@ -26,6 +26,9 @@ type Store interface {
 	OrganizationByID(ctx context.Context, id string) (Organization, error)
 	ListOrganizations(ctx context.Context, q ListQuery) ([]Organization, int, error)
 	OrganizationsOfUser(ctx context.Context, userID string, activeMembership bool) ([]Organization, error)
+	// AffiliationsOfUser is OrganizationsOfUser for active memberships,
+	// each with the membership, in one query.
+	AffiliationsOfUser(ctx context.Context, userID string) ([]Affiliation, error)
 	UpdateOrganization(ctx context.Context, id string, now time.Time, fn func(*Organization) error) (Organization, error)
 	DeleteOrganization(ctx context.Context, id string) error
 
@@ -222,6 +225,12 @@ func (s *Service) Get(ctx context.Context, actor user.Actor, orgID string) (Orga
 // true), or was removed from (false).
 func (s *Service) Mine(ctx context.Context, actor user.Actor, activeMembership bool) ([]Organization, error) {
 	return s.store.OrganizationsOfUser(ctx, actor.UserID, activeMembership)
+}
+
+// MyAffiliations returns the organizations the actor is an active member
+// of, each with the actor's membership (role, join date), newest first.
+func (s *Service) MyAffiliations(ctx context.Context, actor user.Actor) ([]Affiliation, error) {
+	return s.store.AffiliationsOfUser(ctx, actor.UserID)
 }
 
 // List lists every organization (superusers only).

@@ -16,20 +16,32 @@ import (
 const orgColumns = `o.id, o.name, o.slug, o.description, o.is_active, o.settings, o.created_at, o.updated_at,
 	(SELECT COUNT(*) FROM user_organizations c WHERE c.organization_id = o.id AND c.is_active = TRUE) AS member_count`
 
-func scanOrg(rs rowScanner) (org.Organization, error) {
-	var (
-		o             org.Organization
-		desc, setting sql.NullString
-	)
-	if err := rs.Scan(&o.ID, &o.Name, &o.Slug, &desc, &o.IsActive, &setting, &o.CreatedAt, &o.UpdatedAt, &o.MemberCount); err != nil {
-		return org.Organization{}, err
-	}
-	o.Description = strPtr(desc)
-	if setting.Valid {
-		o.Settings = json.RawMessage(setting.String)
+// orgRow receives orgColumns.
+type orgRow struct {
+	o             org.Organization
+	desc, setting sql.NullString
+}
+
+func (r *orgRow) dest() []any {
+	return []any{&r.o.ID, &r.o.Name, &r.o.Slug, &r.desc, &r.o.IsActive, &r.setting, &r.o.CreatedAt, &r.o.UpdatedAt, &r.o.MemberCount}
+}
+
+func (r *orgRow) organization() org.Organization {
+	o := r.o
+	o.Description = strPtr(r.desc)
+	if r.setting.Valid {
+		o.Settings = json.RawMessage(r.setting.String)
 	}
 	o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
-	return o, nil
+	return o
+}
+
+func scanOrg(rs rowScanner) (org.Organization, error) {
+	var r orgRow
+	if err := rs.Scan(r.dest()...); err != nil {
+		return org.Organization{}, err
+	}
+	return r.organization(), nil
 }
 
 func scanOrgs(rows *sql.Rows, err error) ([]org.Organization, error) {
@@ -119,6 +131,31 @@ func (s *Store) OrganizationsOfUser(ctx context.Context, userID string, activeMe
 		JOIN user_organizations m ON m.organization_id = o.id
 		WHERE m.user_id = $1 AND m.is_active = $2
 		ORDER BY m.created_at DESC, o.id DESC`, userID, activeMembership))
+}
+
+// AffiliationsOfUser returns the organizations a user is an active member
+// of with the membership, most recently joined first.
+func (s *Store) AffiliationsOfUser(ctx context.Context, userID string) ([]org.Affiliation, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT `+orgColumns+`, `+membershipColumns+` FROM organizations o
+		JOIN user_organizations m ON m.organization_id = o.id
+		WHERE m.user_id = $1 AND m.is_active = TRUE
+		ORDER BY m.created_at DESC, o.id DESC`, userID)
+	if err != nil {
+		return nil, wrap("list affiliations", err)
+	}
+	defer rows.Close()
+	out := []org.Affiliation{}
+	for rows.Next() {
+		var a org.Affiliation
+		var o orgRow
+		if err := rows.Scan(append(o.dest(), membershipDest(&a.Membership)...)...); err != nil {
+			return nil, wrap("scan affiliation", err)
+		}
+		a.Organization = o.organization()
+		a.Membership.CreatedAt, a.Membership.UpdatedAt = a.Membership.CreatedAt.UTC(), a.Membership.UpdatedAt.UTC()
+		out = append(out, a)
+	}
+	return out, wrap("list affiliations", rows.Err())
 }
 
 // UpdateOrganization applies fn to an organization in one transaction.

@@ -662,6 +662,29 @@ func TestOrganizationsOfUserMembersAndCounts(t *testing.T) {
 			t.Fatalf("organizations of a stranger: %v, %v (want empty, non-nil)", none, err)
 		}
 
+		// The same organizations with the user's membership, in one query.
+		affs, err := st.AffiliationsOfUser(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantRoles := []org.Role{org.RoleGuest, org.RoleAdmin, org.RoleMember}
+		wantJoined := []time.Time{orgT0.Add(4 * time.Minute), orgT0.Add(3 * time.Minute), orgT0.Add(time.Minute)}
+		if len(affs) != len(mine) {
+			t.Fatalf("%d affiliations, want %d", len(affs), len(mine))
+		}
+		for i, a := range affs {
+			if !reflect.DeepEqual(a.Organization, mine[i]) {
+				t.Errorf("affiliation %d organization %+v, want %+v", i, a.Organization, mine[i])
+			}
+			m := a.Membership
+			if m.UserID != u.ID || m.OrganizationID != mine[i].ID || m.Role != wantRoles[i] || !m.IsActive || !m.CreatedAt.Equal(wantJoined[i]) {
+				t.Errorf("affiliation %d membership %+v, want role %s joined %v", i, m, wantRoles[i], wantJoined[i])
+			}
+		}
+		if none, err := st.AffiliationsOfUser(ctx, user.NewID()); err != nil || none == nil || len(none) != 0 {
+			t.Fatalf("affiliations of a stranger: %v, %v (want empty, non-nil)", none, err)
+		}
+
 		// Members: newest first, paged, with profile; total counts all.
 		list, total, err := st.Members(ctx, o1.ID, true, 0, 2)
 		if err != nil || total != 3 || len(list) != 2 || list[0].UserID != gone.ID || list[1].UserID != u.ID {
