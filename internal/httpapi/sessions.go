@@ -20,6 +20,7 @@ type sessionResponse struct {
 	CreatedAt       time.Time `json:"created_at"`
 	ExpiresAt       time.Time `json:"expires_at"`
 	IsCurrent       bool      `json:"is_current" doc:"True for the session of the calling access token"`
+	Kind            string    `json:"kind" enum:"api,browser" doc:"api: signed in through the API (an app or device holding tokens); browser: signed in on Gatehouse's own login page (a cookie)"`
 }
 
 type sessionList struct {
@@ -37,7 +38,7 @@ func (s *server) listMySessions(ctx context.Context, _ *struct{}) (*struct{ Body
 	for i, se := range list {
 		out[i] = sessionResponse{DeviceName: se.DeviceName, DeviceID: se.DeviceID, ID: se.ID, IPAddress: se.IPAddress,
 			LocationCity: se.LocationCity, LocationCountry: se.LocationCountry, LastUsedAt: se.LastUsedAt,
-			CreatedAt: se.CreatedAt, ExpiresAt: se.ExpiresAt, IsCurrent: se.ID == actor.SessionID}
+			CreatedAt: se.CreatedAt, ExpiresAt: se.ExpiresAt, IsCurrent: se.ID == actor.SessionID, Kind: se.Kind}
 	}
 	return &struct{ Body sessionList }{Body: sessionList{Sessions: out, Total: len(out)}}, nil
 }

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ type sessionsBody struct {
 		DeviceID   *string `json:"device_id"`
 		IPAddress  *string `json:"ip_address"`
 		IsCurrent  bool    `json:"is_current"`
+		Kind       string  `json:"kind"`
 	} `json:"sessions"`
 	Total int `json:"total"`
 }
@@ -155,3 +157,31 @@ func TestTrustedProxyClientIP(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// /sessions/me says which sessions are API (token) sessions and which are
+// sign-ins on the built-in pages, so a user can tell them apart.
+func TestSessionsShowTheirKind(t *testing.T) {
+	pgEach(t, func(t *testing.T, e *apitest.Env) {
+		e.Register("kind@example.com")
+		b := pgNewBrowser(t, e)
+		page := b.get(pgLogin).expect(t, http.StatusOK)
+		b.login(page, "kind@example.com", apitest.Password) // no return_to: the "signed in" page
+		if n := pgBrowserSessions(t, e); n != 1 {
+			t.Fatalf("%d browser sessions after the login form, want 1", n)
+		}
+		tk := e.Login("kind@example.com", apitest.Password)
+		kinds := map[string]string{}
+		for _, se := range listSessions(t, e, tk.Access).Sessions {
+			kinds[se.ID] = se.Kind
+		}
+		browserID := ""
+		if err := e.App.Store.DB().QueryRowContext(context.Background(),
+			`SELECT id FROM user_sessions WHERE kind = 'browser'`).Scan(&browserID); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{sessionIDOf(t, tk.Access): "api", browserID: "browser"}
+		if len(kinds) != 2 || kinds[sessionIDOf(t, tk.Access)] != "api" || kinds[browserID] != "browser" {
+			t.Fatalf("session kinds %v, want %v", kinds, want)
+		}
+	})
+}
