@@ -535,15 +535,7 @@ func shutdownUnderLoad(t *testing.T, engine sqlstore.Engine) {
 	wg.Go(func() { resetsOK = rc.resetLoad("reset@example.com", func() { warm <- struct{}{} }) })
 	loadDone := make(chan struct{})
 	go func() { wg.Wait(); close(loadDone) }()
-	for range sessionClients + 1 {
-		select {
-		case <-warm:
-		case <-loadDone:
-			t.Fatalf("a client stopped before SIGTERM: %s", failures(clients, nil))
-		case <-time.After(hangBound):
-			t.Fatal("the load did not get going")
-		}
-	}
+	waitWarm(t, sessionClients+1, warm, loadDone, clients)
 
 	// Two requests held in flight: their headers are read before SIGTERM,
 	// their bodies are sent only after shutdown has begun. The login's
@@ -811,15 +803,7 @@ func TestShutdownBehindLoadBalancer(t *testing.T) {
 	go func() { wg.Wait(); close(loadDone) }()
 	stopLoad := sync.OnceFunc(func() { close(stop) })
 	defer func() { stopLoad(); <-loadDone }()
-	for range sessionClients {
-		select {
-		case <-warm:
-		case <-loadDone:
-			t.Fatalf("a client stopped before SIGTERM:\n%s", failures(clients, nil))
-		case <-time.After(hangBound):
-			t.Fatal("the load did not get going")
-		}
-	}
+	waitWarm(t, sessionClients, warm, loadDone, clients)
 
 	// A login held in flight on A (its headers read, its body not sent
 	// yet) keeps A shutting down while the load goes on, so the balancer
@@ -1172,4 +1156,19 @@ func failures(clients []*loadClient, handled map[string]int) string {
 		}
 	}
 	return b.String()
+}
+
+// waitWarm waits until n load clients have each said they are under way,
+// failing if the load ends first or does not get going.
+func waitWarm(t *testing.T, n int, warm <-chan struct{}, loadDone <-chan struct{}, clients []*loadClient) {
+	t.Helper()
+	for range n {
+		select {
+		case <-warm:
+		case <-loadDone:
+			t.Fatalf("a client stopped before SIGTERM:\n%s", failures(clients, nil))
+		case <-time.After(hangBound):
+			t.Fatal("the load did not get going")
+		}
+	}
 }
