@@ -80,6 +80,9 @@ type Store interface {
 	// if it still equals oldHash: exactly one of concurrent rotations wins.
 	RotateRefresh(ctx context.Context, sessionID, oldHash, newHash string, expiresAt, now time.Time) (bool, error)
 	RevokeSession(ctx context.Context, id string, now time.Time) error
+	// TouchSession sets a session's last use to now if it is older than
+	// staleBefore (so concurrent requests write it once).
+	TouchSession(ctx context.Context, id string, now, staleBefore time.Time) error
 	RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int, error)
 	ActiveSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
 	DeleteInactiveExpiredSessions(ctx context.Context, userID string, now time.Time) (int, error)

@@ -97,8 +97,22 @@ func (s *Service) BrowserUser(ctx context.Context, secret string) (user.User, Se
 	if !u.IsActive || u.DeletedAt != nil {
 		return user.User{}, Session{}, ErrNoBrowserSession
 	}
+	// Record the use, as a refresh does for a token session, at most once
+	// a minute: /sessions/me lists sessions by their last use.
+	if now := s.Now(); now.Sub(sess.LastUsedAt) >= BrowserTouchInterval {
+		if err := s.store.TouchSession(ctx, sess.ID, now, now.Add(-BrowserTouchInterval)); err != nil {
+			// The session is valid all the same; only its listing is stale.
+			s.logger.WarnContext(ctx, "browser session: last use not recorded", "session_id", sess.ID, "err", err)
+		} else {
+			sess.LastUsedAt = now
+		}
+	}
 	return u, sess, nil
 }
+
+// BrowserTouchInterval is how often, at most, a browser session's last use
+// is written.
+const BrowserTouchInterval = time.Minute
 
 // LogoutBrowser revokes the browser session of a cookie. Unknown cookies
 // and sessions of another kind are ignored.

@@ -183,5 +183,32 @@ func TestSessionsShowTheirKind(t *testing.T) {
 		if len(kinds) != 2 || kinds[sessionIDOf(t, tk.Access)] != "api" || kinds[browserID] != "browser" {
 			t.Fatalf("session kinds %v, want %v", kinds, want)
 		}
+
+		// Using the pages records the browser session's use, at most once a
+		// minute, as a refresh does for a token session.
+		lastUsed := func() time.Time {
+			t.Helper()
+			var at time.Time
+			if err := e.App.Store.DB().QueryRowContext(context.Background(),
+				`SELECT last_used_at FROM user_sessions WHERE id = $1`, browserID).Scan(&at); err != nil {
+				t.Fatal(err)
+			}
+			return at.UTC()
+		}
+		old := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+		e.Exec(`UPDATE user_sessions SET last_used_at = $2 WHERE id = $1`, browserID, old)
+		if !strings.Contains(b.get(pgLogin).expect(t, http.StatusOK).Body, "kind@example.com") {
+			t.Fatal("the login page does not show the signed-in user")
+		}
+		touched := lastUsed()
+		if time.Since(touched) > time.Minute {
+			t.Fatalf("last use %v after a page view, want about now", touched)
+		}
+		recent := time.Now().UTC().Add(-30 * time.Second).Truncate(time.Second)
+		e.Exec(`UPDATE user_sessions SET last_used_at = $2 WHERE id = $1`, browserID, recent)
+		b.get(pgLogin).expect(t, http.StatusOK)
+		if got := lastUsed(); !got.Equal(recent) {
+			t.Fatalf("last use %v after a page view 30 s after the last, want %v unchanged", got, recent)
+		}
 	})
 }

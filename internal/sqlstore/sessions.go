@@ -162,6 +162,14 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID string, now time.
 	return int(n), nil
 }
 
+// TouchSession sets a session's last use to now if it is older than
+// staleBefore.
+func (s *Store) TouchSession(ctx context.Context, id string, now, staleBefore time.Time) error {
+	_, err := s.q.ExecContext(ctx, `UPDATE user_sessions SET last_used_at = $2
+		WHERE id = $1 AND last_used_at < $3`, id, utc(now), utc(staleBefore))
+	return wrap("touch session", err)
+}
+
 // ActiveSessions lists a user's active, unexpired sessions, most recently
 // used first.
 func (s *Store) ActiveSessions(ctx context.Context, userID string, now time.Time) ([]auth.Session, error) {

@@ -784,6 +784,38 @@ func TestSessionWithUser(t *testing.T) {
 	})
 }
 
+// TouchSession moves a session's last use forward only when it is older
+// than the given bound, so concurrent requests write it once.
+func TestTouchSession(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		u := mustCreateUser(t, st, newUser("touch@example.com", storeT0))
+		s := liveSession(t, st, u.ID) // last used at storeT0
+		lastUsed := func() time.Time {
+			t.Helper()
+			got, err := st.SessionByID(ctx, s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.LastUsedAt
+		}
+		later := storeT0.Add(10 * time.Minute)
+		if err := st.TouchSession(ctx, s.ID, later, later.Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if got := lastUsed(); !got.Equal(later) {
+			t.Fatalf("last used %v after a touch, want %v", got, later)
+		}
+		// Within the bound: unchanged.
+		if err := st.TouchSession(ctx, s.ID, later.Add(30*time.Second), later.Add(-30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if got := lastUsed(); !got.Equal(later) {
+			t.Fatalf("last used %v after a touch within the bound, want %v unchanged", got, later)
+		}
+	})
+}
+
 func TestActiveSessions(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, st *sqlstore.Store) {
 		ctx := context.Background()
