@@ -387,3 +387,27 @@ func TestOAuthConsentWithEmptyScopeGrantsTheAllowedScopes(t *testing.T) {
 		oaWantRedirectError(t, e, oaConsent(e, s.alice.Access, v, "true"), http.StatusSeeOther, v, "invalid_scope", "")
 	})
 }
+
+// The authorization endpoint is where browsers land: past its rate limit a
+// browser gets a page (429 with Retry-After), and other clients the envelope.
+func TestOAuthAuthorizeRateLimitAnswersBrowsersWithAPage(t *testing.T) {
+	oaEach(t, func(t *testing.T, e *apitest.Env) {
+		apitest.FreshWindow(t, burstBudget, time.Minute)
+		path := oaBase + "/authorize?client_id=unknown-client&response_type=code"
+		html := map[string]string{"Accept": "text/html,application/xhtml+xml"}
+		for i := range 30 {
+			if r := e.Do(apitest.Request{Method: "GET", Path: path, Headers: html}); r.Status == http.StatusTooManyRequests {
+				t.Fatalf("limited after %d of 30 requests", i)
+			}
+		}
+		r := e.Do(apitest.Request{Method: "GET", Path: path, Headers: html})
+		if r.Status != http.StatusTooManyRequests || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") ||
+			!strings.Contains(string(r.Body), "Too many requests") {
+			t.Fatalf("browser past the limit: %d %s\n%s", r.Status, r.Header.Get("Content-Type"), r.Body)
+		}
+		if n, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || n < 1 || n > 60 {
+			t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+		}
+		e.Get(path, "").Expect(t, http.StatusTooManyRequests, "SYS_004")
+	}, apitest.WithEnv("RATE_LIMIT_ENABLED", "true"))
+}

@@ -260,6 +260,19 @@ func (s *server) protocolLimited(name string, l limit, h http.HandlerFunc) http.
 	return s.limitedAs(name, l, h, s.writeOAuthError)
 }
 
+// browserLimited is limited for the authorization endpoint, which browsers
+// navigate to: a refusal is a page (429, Retry-After) for them and the
+// envelope for other clients.
+func (s *server) browserLimited(name string, l limit, h http.HandlerFunc) http.HandlerFunc {
+	return s.limitedAs(name, l, h, func(w http.ResponseWriter, r *http.Request, err error) {
+		if wantsHTML(r) {
+			s.renderFailure(w, r, "Too many requests", err)
+			return
+		}
+		writeEnvelope(w, s.toEnvelope(r.Context(), err))
+	})
+}
+
 func (s *server) limitedAs(name string, l limit, h http.HandlerFunc, fail func(http.ResponseWriter, *http.Request, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := context.WithValue(r.Context(), keyHeaderSetter, func(k, v string) { w.Header().Set(k, v) })

@@ -178,7 +178,7 @@ func (s *server) routes() {
 		s.router.Get("/.well-known/oauth-authorization-server"+p, on(s.wellKnownMetadata))
 		s.router.Get("/.well-known/openid-configuration"+p, on(s.wellKnownMetadata))
 	}
-	s.router.Get(providerPrefix+"/authorize", on(s.limited("oauthAuthorize", limit{30, false}, s.oauthAuthorize)))
+	s.router.Get(providerPrefix+"/authorize", on(s.browserLimited("oauthAuthorize", limit{30, false}, s.oauthAuthorize)))
 	s.router.Post(providerPrefix+"/authorize/consent", on(s.limited("oauthConsent", limit{30, false}, s.oauthConsentAPI)))
 	s.router.Post(providerPrefix+"/token", on(s.protocolLimited("oauthToken", limit{60, false}, s.oauthToken)))
 	s.router.Post(providerPrefix+"/revoke", on(s.protocolLimited("oauthRevoke", limit{30, false}, s.oauthRevoke)))
