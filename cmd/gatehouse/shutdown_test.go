@@ -703,34 +703,13 @@ func shutdownUnderLoad(t *testing.T, engine sqlstore.Engine) {
 	// is not: the rotation the client saw is stored), its access token
 	// works, and so does the session opened by the held login.
 	again := startProcess(t, env)
-	check := newLoadClient("after", again.base(), nil)
-	checkCall := func(what, method, path, bearer string, body any, want int) {
-		t.Helper()
-		if _, ok := check.call(what, method, path, bearer, body, want); !ok {
-			a := check.attempts[len(check.attempts)-1]
-			t.Errorf("after the restart, %s: %s %v", what, a.bad, a.err)
-		}
-	}
-	sessions := 0
-	for _, cs := range chains {
-		for _, chain := range cs {
-			sessions++
-			last := chain[len(chain)-1]
-			if len(chain) > 1 {
-				checkCall("refresh with the rotated-out token", "POST", "/api/v1/auth/refresh", "",
-					map[string]any{"refresh_token": chain[len(chain)-2].refresh}, http.StatusUnauthorized)
-			}
-			checkCall("users/me with the newest access token", "GET", "/api/v1/users/me", last.access, nil, http.StatusOK)
-			checkCall("refresh with the newest token", "POST", "/api/v1/auth/refresh", "",
-				map[string]any{"refresh_token": last.refresh}, http.StatusOK)
-		}
-	}
-	checkCall("refresh of the login held during shutdown", "POST", "/api/v1/auth/refresh", "",
-		map[string]any{"refresh_token": heldTok.refresh}, http.StatusOK)
-	if sessions < sessionClients {
+	check := newAfterCheck(t, again.base(), "after the restart")
+	if sessions := check.chains(chains); sessions < sessionClients {
 		t.Errorf("only %d sessions were opened by %d clients", sessions, sessionClients)
 	}
-	check.http.CloseIdleConnections()
+	check.call("refresh of the login held during shutdown", "POST", "/api/v1/auth/refresh", "",
+		map[string]any{"refresh_token": heldTok.refresh}, http.StatusOK)
+	check.c.http.CloseIdleConnections()
 	again.terminate()
 	again.waitExit()
 }
@@ -911,27 +890,11 @@ func TestShutdownBehindLoadBalancer(t *testing.T) {
 
 	// Nothing lost: after a restart on the same database.
 	again := startProcess(t, env)
-	check := newLoadClient("after", again.base(), nil)
-	checkCall := func(what, method, path, bearer string, body any, want int) {
-		t.Helper()
-		if _, ok := check.call(what, method, path, bearer, body, want); !ok {
-			at := check.attempts[len(check.attempts)-1]
-			t.Errorf("after the shutdown, %s: %s %v", what, at.bad, at.err)
-		}
+	check := newAfterCheck(t, again.base(), "after the shutdown")
+	if sessions := check.chains(chains); sessions < sessionClients {
+		t.Errorf("only %d sessions were opened by %d clients", sessions, sessionClients)
 	}
-	for _, cs := range chains {
-		for _, chain := range cs {
-			last := chain[len(chain)-1]
-			if len(chain) > 1 {
-				checkCall("refresh with the rotated-out token", "POST", "/api/v1/auth/refresh", "",
-					map[string]any{"refresh_token": chain[len(chain)-2].refresh}, http.StatusUnauthorized)
-			}
-			checkCall("users/me with the newest access token", "GET", "/api/v1/users/me", last.access, nil, http.StatusOK)
-			checkCall("refresh with the newest token", "POST", "/api/v1/auth/refresh", "",
-				map[string]any{"refresh_token": last.refresh}, http.StatusOK)
-		}
-	}
-	check.http.CloseIdleConnections()
+	check.c.http.CloseIdleConnections()
 	again.terminate()
 	again.waitExit()
 }
@@ -1171,4 +1134,48 @@ func waitWarm(t *testing.T, n int, warm <-chan struct{}, loadDone <-chan struct{
 			t.Fatal("the load did not get going")
 		}
 	}
+}
+
+// afterCheck checks, through a client of its own, what a shutdown left:
+// when names the moment in failures.
+type afterCheck struct {
+	t    *testing.T
+	c    *loadClient
+	when string
+}
+
+func newAfterCheck(t *testing.T, base, when string) *afterCheck {
+	return &afterCheck{t: t, c: newLoadClient("after", base, nil), when: when}
+}
+
+// call sends one request and reports an answer other than want.
+func (a *afterCheck) call(what, method, path, bearer string, body any, want int) {
+	a.t.Helper()
+	if _, ok := a.c.call(what, method, path, bearer, body, want); !ok {
+		at := a.c.attempts[len(a.c.attempts)-1]
+		a.t.Errorf("%s, %s: %s %v", a.when, what, at.bad, at.err)
+	}
+}
+
+// chains checks that nothing the load clients saw was lost: the newest
+// refresh token of every session chain is the valid one (the one before it
+// is refused: the rotation the client saw is stored) and its access token
+// works. It returns the number of sessions.
+func (a *afterCheck) chains(chains [][][]tokens) int {
+	a.t.Helper()
+	sessions := 0
+	for _, cs := range chains {
+		for _, chain := range cs {
+			sessions++
+			last := chain[len(chain)-1]
+			if len(chain) > 1 {
+				a.call("refresh with the rotated-out token", "POST", "/api/v1/auth/refresh", "",
+					map[string]any{"refresh_token": chain[len(chain)-2].refresh}, http.StatusUnauthorized)
+			}
+			a.call("users/me with the newest access token", "GET", "/api/v1/users/me", last.access, nil, http.StatusOK)
+			a.call("refresh with the newest token", "POST", "/api/v1/auth/refresh", "",
+				map[string]any{"refresh_token": last.refresh}, http.StatusOK)
+		}
+	}
+	return sessions
 }
