@@ -1,10 +1,9 @@
 package main
 
 // The database commands (`migrate up|down|status`, `createsuperuser`) on
-// PostgreSQL. TestMigrateCommands and TestCreateSuperuserCommand cover
-// SQLite; these run the same commands against a PostgreSQL database of
-// their own when TEST_DATABASE_URL is set, and check both the output and
-// what the commands did to the database.
+// every engine: each test runs the commands against an empty database of
+// its own (SQLite, and PostgreSQL when TEST_DATABASE_URL is set) and checks
+// both the output and what the commands did to the database.
 
 import (
 	"context"
@@ -17,7 +16,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -27,12 +25,35 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/sqlstore"
 )
 
-// requirePostgres skips the test unless dbtest runs tests on PostgreSQL
-// (TEST_DATABASE_URL set, not -short).
-func requirePostgres(t *testing.T) {
-	t.Helper()
-	if !slices.Contains(dbtest.Engines(t), sqlstore.Postgres) {
-		t.Skipf("%s is not set: PostgreSQL tests skipped", dbtest.EnvPostgres)
+// emptyDB is a database with no tables at all, and a connection to it.
+type emptyDB struct {
+	env    map[string]string // smokeEnv on this database
+	db     *sql.DB
+	engine sqlstore.Engine
+}
+
+// eachEmptyDatabase runs fn, in parallel subtests, on an empty database of
+// every engine dbtest runs tests on.
+func eachEmptyDatabase(t *testing.T, fn func(t *testing.T, d emptyDB)) {
+	for _, engine := range dbtest.Engines(t) {
+		t.Run(string(engine), func(t *testing.T) {
+			t.Parallel()
+			d := emptyDB{engine: engine}
+			if engine == sqlstore.Postgres {
+				var dbURL string
+				dbURL, d.db = emptyPostgres(t)
+				d.env = pgEnv(t, dbURL)
+			} else {
+				d.env = smokeEnv(t) // a file that does not exist yet
+				db, err := sql.Open("sqlite", strings.TrimPrefix(d.env["DATABASE_URL"], "sqlite://"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				d.db = db
+			}
+			fn(t, d)
+		})
 	}
 }
 
@@ -79,24 +100,28 @@ func pgEnv(t *testing.T, dbURL string) map[string]string {
 	return env
 }
 
-// tableExists reports whether a table is in the database's public schema.
-func tableExists(t *testing.T, db *sql.DB, table string) bool {
+// tableExists reports whether the database has a table of that name.
+func (d emptyDB) tableExists(t *testing.T, table string) bool {
 	t.Helper()
-	var ok bool
-	if err := db.QueryRow(`SELECT to_regclass('public.' || $1) IS NOT NULL`, table).Scan(&ok); err != nil {
+	query := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1`
+	if d.engine == sqlstore.Postgres {
+		query = `SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = $1`
+	}
+	var n int
+	if err := d.db.QueryRow(query, table).Scan(&n); err != nil {
 		t.Fatalf("look up table %s: %v", table, err)
 	}
-	return ok
+	return n == 1
 }
 
 // appliedVersions reads goose's bookkeeping: the versions recorded as
 // applied, in order (version 0 is goose's own starting row).
-func appliedVersions(t *testing.T, db *sql.DB) []int64 {
+func (d emptyDB) appliedVersions(t *testing.T) []int64 {
 	t.Helper()
-	if !tableExists(t, db, "goose_db_version") {
+	if !d.tableExists(t, "goose_db_version") {
 		return nil
 	}
-	rows, err := db.Query(`SELECT version_id FROM goose_db_version WHERE is_applied AND version_id > 0 ORDER BY version_id`)
+	rows, err := d.db.Query(`SELECT version_id FROM goose_db_version WHERE is_applied AND version_id > 0 ORDER BY version_id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,16 +140,17 @@ func appliedVersions(t *testing.T, db *sql.DB) []int64 {
 	return out
 }
 
-// TestMigrateCommandsPostgres: status, up, down (one step at a time, down
+// TestMigrateCommands: status, up, down (one step at a time, down
 // to nothing) and up again on an empty PostgreSQL database, checking the
 // command output against goose's bookkeeping and the tables themselves.
-// Rolling every migration back also runs each PostgreSQL down migration.
-func TestMigrateCommandsPostgres(t *testing.T) {
-	requirePostgres(t)
-	t.Parallel()
-	dbURL, db := emptyPostgres(t)
-	env := pgEnv(t, dbURL)
-	files, err := fs.ReadDir(sqlstore.Migrations(), "migrations/postgres")
+// Rolling every migration back also runs every down migration.
+func TestMigrateCommands(t *testing.T) {
+	eachEmptyDatabase(t, testMigrateCommands)
+}
+
+func testMigrateCommands(t *testing.T, d emptyDB) {
+	env := d.env
+	files, err := fs.ReadDir(sqlstore.Migrations(), "migrations/"+string(d.engine))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +171,7 @@ func TestMigrateCommandsPostgres(t *testing.T) {
 			t.Fatalf("status lists %d migrations, want %d:\n%s", len(states), len(files), out)
 		}
 		applied := map[string]bool{}
-		for _, v := range appliedVersions(t, db) {
+		for _, v := range d.appliedVersions(t) {
 			applied[fmt.Sprintf("%05d", v)] = true
 		}
 		n := 0
@@ -168,7 +194,7 @@ func TestMigrateCommandsPostgres(t *testing.T) {
 	if n := status(t); n != 0 {
 		t.Fatalf("fresh database: %d migrations applied, want 0", n)
 	}
-	if tableExists(t, db, "users") {
+	if d.tableExists(t, "users") {
 		t.Fatal("status created the schema")
 	}
 	if _, _, err := runOnce(t, env, "migrate", "down"); err == nil {
@@ -183,7 +209,7 @@ func TestMigrateCommandsPostgres(t *testing.T) {
 		t.Fatalf("after up, %d of %d migrations applied", n, len(files))
 	}
 	for _, table := range []string{"users", "user_sessions", "password_reset_tokens", "organizations", "user_organizations"} {
-		if !tableExists(t, db, table) {
+		if !d.tableExists(t, table) {
 			t.Errorf("after up, table %s does not exist", table)
 		}
 	}
@@ -207,7 +233,7 @@ func TestMigrateCommandsPostgres(t *testing.T) {
 		}
 	}
 	for _, table := range []string{"users", "user_sessions", "organizations"} {
-		if tableExists(t, db, table) {
+		if d.tableExists(t, table) {
 			t.Errorf("after rolling everything back, table %s still exists", table)
 		}
 	}
@@ -259,15 +285,16 @@ func countUsers(t *testing.T, db *sql.DB) int {
 	return n
 }
 
-// TestCreateSuperuserCommandPostgres: createsuperuser on PostgreSQL creates
+// TestCreateSuperuserCommand: createsuperuser on each engine creates
 // an active superuser with a hash of the printed (or chosen) password,
 // refuses duplicates (case-insensitively), a missing email and a weak
 // password without writing anything, and the account logs in.
-func TestCreateSuperuserCommandPostgres(t *testing.T) {
-	requirePostgres(t)
-	t.Parallel()
-	dbURL, db := emptyPostgres(t)
-	env := pgEnv(t, dbURL)
+func TestCreateSuperuserCommand(t *testing.T) {
+	eachEmptyDatabase(t, testCreateSuperuserCommand)
+}
+
+func testCreateSuperuserCommand(t *testing.T, d emptyDB) {
+	env, db := d.env, d.db
 	env["FIRST_SUPERUSER_EMAIL"], env["FIRST_SUPERUSER_PASSWORD"] = "first@example.com", "FirstAdm1n!Password"
 
 	// On an empty database the command migrates first (AUTO_MIGRATE defaults to true).
@@ -338,19 +365,20 @@ func TestCreateSuperuserCommandPostgres(t *testing.T) {
 	in.stop()
 }
 
-// TestCreateSuperuserWithoutAutoMigratePostgres: with AUTO_MIGRATE=false
+// TestCreateSuperuserWithoutAutoMigrate: with AUTO_MIGRATE=false
 // createsuperuser does not touch the schema of an unmigrated database; it
 // fails, and leaves the database empty.
-func TestCreateSuperuserWithoutAutoMigratePostgres(t *testing.T) {
-	requirePostgres(t)
-	t.Parallel()
-	dbURL, db := emptyPostgres(t)
-	env := pgEnv(t, dbURL)
+func TestCreateSuperuserWithoutAutoMigrate(t *testing.T) {
+	eachEmptyDatabase(t, testCreateSuperuserWithoutAutoMigrate)
+}
+
+func testCreateSuperuserWithoutAutoMigrate(t *testing.T, d emptyDB) {
+	env, db := d.env, d.db
 	env["AUTO_MIGRATE"] = "false"
 	if _, _, err := runOnce(t, env, "createsuperuser", "-email", "x@example.com", "-password", "Ch0sen!Passw0rd"); err == nil {
 		t.Fatal("createsuperuser on an unmigrated database with AUTO_MIGRATE=false succeeded")
 	}
-	if tableExists(t, db, "users") || len(appliedVersions(t, db)) != 0 {
+	if d.tableExists(t, "users") || len(d.appliedVersions(t)) != 0 {
 		t.Fatal("createsuperuser migrated the database although AUTO_MIGRATE=false")
 	}
 	// After `migrate up` the same command works.

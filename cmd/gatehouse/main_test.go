@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -543,121 +542,6 @@ func migrationStates(t *testing.T, out string) map[string]string {
 		states[m[1]] = m[2]
 	}
 	return states
-}
-
-func TestMigrateCommands(t *testing.T) {
-	t.Parallel()
-	env := smokeEnv(t)
-	files, err := fs.ReadDir(sqlstore.Migrations(), "migrations/sqlite")
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := func(state string, states map[string]string) {
-		t.Helper()
-		if len(states) != len(files) {
-			t.Fatalf("status lists %d migrations, want %d: %v", len(states), len(files), states)
-		}
-		for v, s := range states {
-			if s != state {
-				t.Errorf("migration %s is %s, want %s", v, s, state)
-			}
-		}
-	}
-
-	out, _, err := runOnce(t, env, "migrate", "status")
-	if err != nil {
-		t.Fatalf("status on a fresh database: %v", err)
-	}
-	all("pending", migrationStates(t, out))
-
-	if _, _, err = runOnce(t, env, "migrate", "up"); err != nil {
-		t.Fatalf("migrate up: %v", err)
-	}
-	out, _, err = runOnce(t, env, "migrate", "status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	states := migrationStates(t, out)
-	all("applied", states)
-	if states["00001"] != "applied" {
-		t.Fatalf("00001 not listed as applied:\n%s", out)
-	}
-
-	out, _, err = runOnce(t, env, "migrate", "down")
-	if err != nil || !strings.Contains(out, "rolled back") {
-		t.Fatalf("migrate down: %q, %v", out, err)
-	}
-	out, _, err = runOnce(t, env, "migrate", "status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// down rolls back exactly the newest migration.
-	states = migrationStates(t, out)
-	newest := strings.TrimSuffix(files[len(files)-1].Name()[:5], "_")
-	for v, s := range states {
-		want := "applied"
-		if v == newest {
-			want = "pending"
-		}
-		if s != want {
-			t.Fatalf("after down, %s is %q, want %s:\n%s", v, s, want, out)
-		}
-	}
-
-	for _, args := range [][]string{{"migrate"}, {"migrate", "sideways"}, {"migrate", "up", "extra"}} {
-		if _, _, err := runOnce(t, env, args...); err == nil {
-			t.Errorf("gatehouse %v succeeded, want a usage error", args)
-		}
-	}
-}
-
-func TestCreateSuperuserCommand(t *testing.T) {
-	t.Parallel()
-	env := smokeEnv(t)
-	env["FIRST_SUPERUSER_EMAIL"], env["FIRST_SUPERUSER_PASSWORD"] = "first@example.com", "FirstAdm1n!Password"
-
-	out, _, err := runOnce(t, env, "createsuperuser", "-email", "x@example.com")
-	if err != nil {
-		t.Fatalf("createsuperuser: %v", err)
-	}
-	m := regexp.MustCompile(`(?m)^password: (\S+)$`).FindStringSubmatch(out)
-	if m == nil || !strings.Contains(out, "x@example.com") {
-		t.Fatalf("createsuperuser output has no generated password:\n%s", out)
-	}
-	pw := m[1]
-
-	if _, _, err := runOnce(t, env, "createsuperuser", "-email", "X@example.com"); err == nil {
-		t.Error("a second createsuperuser with the same email succeeded")
-	}
-	if _, _, err := runOnce(t, env, "createsuperuser"); err == nil {
-		t.Error("createsuperuser without -email succeeded")
-	}
-	if _, _, err := runOnce(t, env, "createsuperuser", "-email", "weak@example.com", "-password", "weak"); err == nil {
-		t.Error("createsuperuser with a password that breaks the password rule succeeded")
-	}
-	const chosen = "Ch0sen!Passw0rd"
-	out, _, err = runOnce(t, env, "createsuperuser", "-email", "chosen@example.com", "-password", chosen)
-	if err != nil || strings.Contains(out, chosen) {
-		t.Errorf("createsuperuser with -password: err %v; output must not echo the chosen password:\n%s", err, out)
-	}
-
-	in := start(t, env)
-	tok, lr := in.login("x@example.com", pw)
-	if u, _ := lr.body["user"].(map[string]any); u["is_superuser"] != true || u["email"] != "x@example.com" {
-		t.Fatalf("created account is not a superuser: %s", lr.raw)
-	}
-	if _, lr := in.login("chosen@example.com", chosen); lr.body["user"].(map[string]any)["is_superuser"] != true {
-		t.Errorf("superuser with a chosen password: %s", lr.raw)
-	}
-	in.do("POST", "/api/v1/auth/login", "", map[string]any{"email": "weak@example.com", "password": "weak"}).
-		want(t, http.StatusUnauthorized, "login of the refused superuser")
-	me := in.do("GET", "/api/v1/users/me", tok.access, nil).want(t, http.StatusOK, "users/me")
-	if me.body["is_superuser"] != true {
-		t.Fatalf("users/me of the created superuser: %s", me.raw)
-	}
-	// A superuser-only route accepts it.
-	in.do("GET", "/api/v1/users", tok.access, nil).want(t, http.StatusOK, "superuser list of users")
-	in.stop()
 }
 
 // `gatehouse keys rotate`, run as an operator runs it (a process of its
